@@ -1,0 +1,57 @@
+/**
+ * A transaction: a group of jobs that all commit or all abort.
+ *
+ * A job joins exactly one transaction, when it is created; without one it gets
+ * a private one-job transaction. Members that succeed wait (WAITING) until the
+ * last one does; then all move to PENDING together and are finalized together —
+ * every `prepare` before any `commit`. Any failure or force cancel of a member
+ * force-cancels the others, and every member ends with `abort`.
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect, Schema } from "effect"
+import type { Job } from "./Job.ts"
+import { TxnState } from "./internal/txnState.ts"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobTxn {
+  /** The members, in creation order. */
+  readonly members: ReadonlyArray<Job>
+}
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TxnOutcome = Schema.Union([
+  Schema.TaggedStruct("Committed", {}),
+  Schema.TaggedStruct("Aborted", { error: Schema.String })
+])
+
+/**
+ * How a transaction ended: every member committed, or every member aborted
+ * (with the error of the member whose failure aborted it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TxnOutcome = typeof TxnOutcome.Type
+
+/**
+ * A new, empty transaction, to pass to `Jobs.create`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<JobTxn> = Effect.sync(() => new TxnState(true))
+
+/**
+ * Waits until the transaction has committed or aborted.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome> => Deferred.await((txn as TxnState).settled)

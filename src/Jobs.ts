@@ -1,0 +1,163 @@
+/**
+ * The `Jobs` service: creates jobs of the registered driver types, starts them,
+ * looks them up, lists them, and carries the user verbs — pause, resume, cancel,
+ * complete, finalize, dismiss, setSpeed, change — with QEMU's checks, in QEMU's
+ * order, with QEMU's texts, as typed errors.
+ *
+ * Every job runs in its own fiber. Closing the layer's scope force-cancels and
+ * finishes every job (their `abort` and `clean` run), so no job outlives it.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Effect, Layer, type Scope, type Stream } from "effect"
+import type { Job, JobInfo, JobOutcome } from "./Job.ts"
+import type { JobDriver } from "./JobDriver.ts"
+import type {
+  CallbackFailed,
+  CannotComplete,
+  ChangeNotSupported,
+  CreateError,
+  DriverAlreadyRegistered,
+  EventsOverflow,
+  JobAlreadyPaused,
+  JobAlreadyStarted,
+  JobCancelled,
+  JobFailed,
+  JobNotFound,
+  JobNotPaused,
+  NegativeSpeed,
+  StatusNotReached,
+  VerbNotAllowed
+} from "./JobError.ts"
+import type { JobEvent } from "./JobEvent.ts"
+import type { JobStatus } from "./JobStatus.ts"
+import type { JobTxn } from "./JobTxn.ts"
+import { makeEngine } from "./internal/engine.ts"
+
+/**
+ * A job, by its id or by the object `create` returned (the only way to reach an internal job).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobRef = string | Job
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateOptions {
+  /** The registered driver type. */
+  readonly type: string
+  /** Required unless `internal`; a letter, then letters, digits, `-`, `.`, `_`. */
+  readonly id?: string | undefined
+  /** Decoded with the driver's schema. */
+  readonly params?: unknown
+  /** Internal jobs have no id, send no events and are hidden from `list`. */
+  readonly internal?: boolean | undefined
+  /** Hold the job in PENDING until `finalize` (default: finalize automatically). */
+  readonly manualFinalize?: boolean | undefined
+  /** Hold the job in CONCLUDED until `dismiss` (default: dismiss automatically). */
+  readonly manualDismiss?: boolean | undefined
+  /** The transaction to join; without one the job gets its own. */
+  readonly txn?: JobTxn | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobsService {
+  /** Registers a driver; its requirements are captured now. */
+  readonly register: <P, E, R>(driver: JobDriver<P, E, R>) => Effect.Effect<void, DriverAlreadyRegistered, R>
+  /** Creates a job in CREATED. It does not run until `start`. */
+  readonly create: (options: CreateOptions) => Effect.Effect<Job, CreateError>
+  /** CREATED → RUNNING: the job's fiber starts and runs until its first wait. */
+  readonly start: (job: JobRef) => Effect.Effect<void, JobNotFound | JobAlreadyStarted>
+  /** `create` then `start`. */
+  readonly run: (options: CreateOptions) => Effect.Effect<Job, CreateError>
+  readonly get: (id: string) => Effect.Effect<Job, JobNotFound>
+  /** QEMU's `query-jobs`: every job with an id, in creation order. */
+  readonly list: Effect.Effect<ReadonlyArray<JobInfo>>
+  readonly pause: (job: JobRef) => Effect.Effect<void, JobNotFound | VerbNotAllowed | JobAlreadyPaused>
+  readonly resume: (job: JobRef) => Effect.Effect<void, JobNotFound | JobNotPaused | VerbNotAllowed>
+  /** Soft by default: the driver's `cancel` decides what a soft cancel means. */
+  readonly cancel: (
+    job: JobRef,
+    options?: { readonly force?: boolean | undefined }
+  ) => Effect.Effect<void, JobNotFound | VerbNotAllowed>
+  readonly complete: (job: JobRef) => Effect.Effect<void, JobNotFound | VerbNotAllowed | CannotComplete | CallbackFailed>
+  /** Finalizes the job's whole transaction. */
+  readonly finalize: (job: JobRef) => Effect.Effect<void, JobNotFound | VerbNotAllowed>
+  readonly dismiss: (job: JobRef) => Effect.Effect<void, JobNotFound | VerbNotAllowed>
+  readonly setSpeed: (
+    job: JobRef,
+    speed: number
+  ) => Effect.Effect<void, JobNotFound | VerbNotAllowed | NegativeSpeed | CallbackFailed>
+  readonly change: (
+    job: JobRef,
+    options: unknown
+  ) => Effect.Effect<void, JobNotFound | VerbNotAllowed | ChangeNotSupported | CallbackFailed>
+  /**
+   * A pause hold with a reason, released when the scope closes. Holds add to the
+   * pause count like the user's pause, but any number may be held, each released once.
+   */
+  readonly hold: (job: JobRef, reason: string) => Effect.Effect<void, JobNotFound, Scope.Scope>
+  /** QEMU job_enter: wakes a job waiting in `yield` or `sleep`. */
+  readonly enter: (job: JobRef) => Effect.Effect<void, JobNotFound>
+  /** Cancels (without the verb check) and waits until the job has completed (WAITING or later). */
+  readonly cancelSync: (
+    job: JobRef,
+    options?: { readonly force?: boolean | undefined }
+  ) => Effect.Effect<JobOutcome, JobNotFound>
+  /** Completes and waits until the job has completed (WAITING or later). */
+  readonly completeSync: (
+    job: JobRef
+  ) => Effect.Effect<JobOutcome, JobNotFound | VerbNotAllowed | CannotComplete | CallbackFailed>
+  /** Waits until the job has completed (WAITING or later; PENDING with manual finalize). */
+  readonly finishSync: (job: JobRef) => Effect.Effect<JobOutcome, JobNotFound>
+  /** Waits until the job is in `status` (now or later); fails if it is dismissed first. */
+  readonly awaitStatus: (job: JobRef, status: JobStatus) => Effect.Effect<void, JobNotFound | StatusNotReached>
+  /** Waits for the job's final outcome (CONCLUDED). */
+  readonly awaitOutcome: (job: JobRef) => Effect.Effect<JobOutcome, JobNotFound>
+  /** Waits for CONCLUDED and fails unless the job succeeded. */
+  readonly join: (job: JobRef) => Effect.Effect<void, JobNotFound | JobFailed | JobCancelled>
+  /**
+   * Subscribes now: the stream has every event published from this moment on.
+   * It ends with `EventsOverflow` if its reader falls `capacity` events behind.
+   */
+  readonly subscribe: (
+    options?: { readonly capacity?: number | undefined }
+  ) => Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope>
+  /** The events, subscribing when the stream starts. */
+  readonly events: Stream.Stream<JobEvent, EventsOverflow>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobsOptions {
+  /** Events a subscriber may fall behind before it is cut off (default 4096). */
+  readonly eventBuffer?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class Jobs extends Context.Service<Jobs, JobsService>()("effect-jobs/Jobs") {}
+
+/**
+ * A `Jobs` with no drivers; add them with `JobDriver.layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Jobs> = Layer.effect(Jobs, makeEngine({}))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = (options: JobsOptions): Layer.Layer<Jobs> => Layer.effect(Jobs, makeEngine(options))

@@ -1,0 +1,24 @@
+/**
+ * effect-jobs: long-running background jobs for Effect, with QEMU's job semantics.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Job from "./Job.ts"
+/** @since 0.1.0 */
+export * as JobDriver from "./JobDriver.ts"
+/** @since 0.1.0 */
+export * as JobError from "./JobError.ts"
+/** @since 0.1.0 */
+export * as JobEvent from "./JobEvent.ts"
+/** @since 0.1.0 */
+export * as JobHandle from "./JobHandle.ts"
+/** @since 0.1.0 */
+export * as Jobs from "./Jobs.ts"
+/** @since 0.1.0 */
+export * as JobStatus from "./JobStatus.ts"
+/** @since 0.1.0 */
+export * as JobTxn from "./JobTxn.ts"
+/** @since 0.1.0 */
+export * as JobVerb from "./JobVerb.ts"

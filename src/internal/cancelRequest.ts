@@ -1,0 +1,55 @@
+/**
+ * Recording a cancel request (QEMU: job_cancel_async): the driver decides what
+ * the cancel means, a user pause is lifted, and the job's flags are set. What
+ * follows (waking, interrupting, completing) is the caller's business.
+ * @internal
+ */
+import { Effect } from "effect"
+import { onBehalf } from "./callbackFailure.ts"
+import type { JobRecord } from "./jobRecord.ts"
+import { resumeUnsafe } from "./pausing.ts"
+
+/** Lifts the user's pause, calling the driver's `userResume` first. */
+export const liftUserPause = (job: JobRecord): Effect.Effect<void> => {
+  const callback = job.callbacks?.userResume
+  const lift = Effect.sync(() => {
+    // Re-checked: another verb may have lifted it while the callback ran.
+    if (job.userPaused && job.pauseCount > 0) {
+      job.userPaused = false
+      resumeUnsafe(job)
+    }
+  })
+  return callback === undefined ? lift : Effect.andThen(onBehalf(job, "userResume", callback, undefined), lift)
+}
+
+/** Sets the cancel flags; a later soft request never downgrades an earlier hard one. */
+export const markCancelled = (job: JobRecord, hard: boolean): void => {
+  job.cancelRequested = true
+  if (hard) job.isCancelled = true
+}
+
+/**
+ * Asks the driver what `force` becomes (without a `cancel` callback every cancel
+ * is hard), lifts a user pause, then records the request and returns whether it
+ * is hard. For a job whose `run` has returned the flags are left to the caller:
+ * a soft request is ignored there, and a hard one first needs the transaction's
+ * consent (a committing transaction can no longer abort) unless `returned` is "mark".
+ */
+export const requestCancel = (
+  job: JobRecord,
+  force: boolean,
+  returned: "leave" | "mark" = "leave"
+): Effect.Effect<boolean> => {
+  const cancel = job.callbacks?.cancel
+  const decide = cancel === undefined
+    ? Effect.succeed(true)
+    : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
+  return Effect.flatMap(decide, (hard) =>
+    Effect.andThen(
+      job.userPaused ? liftUserPause(job) : Effect.void,
+      Effect.sync(() => {
+        if (!job.runReturned || (hard && returned === "mark")) markCancelled(job, hard)
+        return hard
+      })
+    ))
+}

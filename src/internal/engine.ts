@@ -1,0 +1,378 @@
+/**
+ * The implementation of the `Jobs` service: the job registry, creation, start,
+ * and the user verbs with QEMU's checks in QEMU's order.
+ * @internal
+ */
+import { type Cause, Effect, Exit, Fiber, Schema, type Scope, Stream } from "effect"
+import type { Job, JobInfo, JobOutcome } from "../Job.ts"
+import type { JobCallbacks, JobDriver } from "../JobDriver.ts"
+import {
+  CallbackFailed,
+  CannotComplete,
+  ChangeNotSupported,
+  DriverAlreadyRegistered,
+  InternalJobWithId,
+  InvalidJobId,
+  InvalidParameters,
+  JobAlreadyPaused,
+  JobAlreadyStarted,
+  JobCancelled,
+  JobFailed,
+  JobIdInUse,
+  JobIdRequired,
+  JobNotFound,
+  JobNotPaused,
+  JobSetupFailed,
+  NegativeSpeed,
+  UnknownJobType,
+  VerbNotAllowed
+} from "../JobError.ts"
+import type { JobHandle } from "../JobHandle.ts"
+import type { CreateOptions, JobRef, JobsOptions, JobsService } from "../Jobs.ts"
+import * as JobVerb from "../JobVerb.ts"
+import { liftUserPause } from "./cancelRequest.ts"
+import { cancelJob } from "./cancel.ts"
+import { runJob } from "./completion.ts"
+import { dismiss } from "./conclude.ts"
+import { EventHub } from "./eventHub.ts"
+import { causeMessage, type EngineState, JobRecord } from "./jobRecord.ts"
+import { enterUnsafe, makePausePoint, makeSleep, makeYield, pauseUnsafe, resumeUnsafe } from "./pausing.ts"
+import { finalizeTxn } from "./txn.ts"
+import { TxnState } from "./txnState.ts"
+
+interface RegisteredDriver {
+  readonly decode: (params: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+  readonly make: (params: unknown, job: JobHandle) => Effect.Effect<JobCallbacks<unknown>, unknown>
+}
+
+/** QEMU's id_wellformed: a letter, then letters, digits, `-`, `.`, `_`. */
+const wellFormedId = /^[A-Za-z][A-Za-z0-9\-._]*$/
+
+const makeHandle = (job: JobRecord): JobHandle => {
+  const pausePoint = makePausePoint(job)
+  return {
+    id: job.id,
+    type: job.type,
+    pausePoint,
+    yield: makeYield(job, pausePoint),
+    sleep: makeSleep(job, pausePoint),
+    enter: Effect.sync(() => enterUnsafe(job)),
+    isCancelled: Effect.sync(() => job.isCancelled),
+    cancelRequested: Effect.sync(() => job.cancelRequested),
+    status: Effect.sync(() => job.status),
+    speed: Effect.sync(() => job.speed),
+    update: (done) =>
+      Effect.sync(() => {
+        job.current += done
+      }),
+    setRemaining: (remaining) =>
+      Effect.sync(() => {
+        job.total = job.current + remaining
+      }),
+    increaseRemaining: (delta) =>
+      Effect.sync(() => {
+        job.total += delta
+      }),
+    transitionToReady: Effect.sync(() => {
+      job.transition("ready")
+      job.emit((id) => ({ _tag: "Ready", ...job.progressPayload(id) }))
+    })
+  }
+}
+
+const info = (job: JobRecord): JobInfo => {
+  const row = {
+    id: job.id!,
+    type: job.type,
+    status: job.status,
+    currentProgress: job.current,
+    totalProgress: job.total
+  }
+  return job.error === undefined ? row : { ...row, error: job.error }
+}
+
+const callbackFailed = (job: JobRecord, callback: string) => (cause: Cause.Cause<unknown>) =>
+  Effect.fail(new CallbackFailed({ id: job.label, callback, detail: causeMessage(cause) }))
+
+export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const engine: EngineState = {
+      hub: new EventHub(options.eventBuffer ?? 4096),
+      jobs: new Set(),
+      byId: new Map(),
+      fibers: new Set(),
+      closing: false
+    }
+    const drivers = new Map<string, RegisteredDriver>()
+
+    const lookup = (ref: JobRef): Effect.Effect<JobRecord, JobNotFound> =>
+      Effect.suspend(() => {
+        if (typeof ref === "string") {
+          const job = engine.byId.get(ref)
+          return job === undefined ? Effect.fail(new JobNotFound({ id: ref })) : Effect.succeed(job)
+        }
+        return ref instanceof JobRecord && ref.engine === engine
+          ? Effect.succeed(ref)
+          : Effect.fail(new JobNotFound({ id: ref.id ?? "" }))
+      })
+
+    const verbCheck = (job: JobRecord, verb: JobVerb.JobVerb): Effect.Effect<void, VerbNotAllowed> =>
+      JobVerb.isAllowed(verb, job.status)
+        ? Effect.void
+        : Effect.fail(new VerbNotAllowed({ id: job.label, status: job.status, verb }))
+
+    const register = <P, E, R>(driver: JobDriver<P, E, R>) =>
+      Effect.contextWith((context: import("effect").Context.Context<R>) =>
+        Effect.suspend(() => {
+          if (drivers.has(driver.type)) return Effect.fail(new DriverAlreadyRegistered({ type: driver.type }))
+          const decode = Schema.decodeUnknownEffect(driver.params as Schema.Decoder<P>)
+          drivers.set(driver.type, {
+            decode: (params) => decode(params),
+            make: (params, job) => Effect.provideContext(driver.make(params as P, job), context)
+          })
+          return Effect.void
+        })
+      )
+
+    const checkIdRules = (options: CreateOptions) =>
+      Effect.suspend((): Effect.Effect<void, InternalJobWithId | InvalidJobId | JobIdInUse | JobIdRequired> => {
+        const id = options.id
+        if (id !== undefined && options.internal) return Effect.fail(new InternalJobWithId({ id }))
+        if (id !== undefined && !wellFormedId.test(id)) return Effect.fail(new InvalidJobId({ id }))
+        if (id !== undefined && engine.byId.has(id)) return Effect.fail(new JobIdInUse({ id }))
+        if (id === undefined && !options.internal) return Effect.fail(new JobIdRequired())
+        return Effect.void
+      })
+
+    const create = (options: CreateOptions) =>
+      Effect.gen(function*() {
+        yield* checkIdRules(options)
+        const driver = drivers.get(options.type)
+        if (driver === undefined) return yield* new UnknownJobType({ type: options.type })
+        const params = yield* Effect.mapError(
+          driver.decode(options.params ?? {}),
+          (e) => new InvalidParameters({ type: options.type, detail: e.message })
+        )
+        const job = yield* Effect.suspend(() => {
+          // Checked again: another job may have taken the id while the parameters were decoded.
+          if (options.id !== undefined && engine.byId.has(options.id)) {
+            return Effect.fail(new JobIdInUse({ id: options.id }))
+          }
+          const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+          const job = new JobRecord(
+            engine,
+            options.id,
+            options.type,
+            options.internal ?? false,
+            !(options.manualFinalize ?? false),
+            !(options.manualDismiss ?? false),
+            txn
+          )
+          txn.join(job)
+          engine.jobs.add(job)
+          if (job.id !== undefined) engine.byId.set(job.id, job)
+          job.transition("created")
+          job.handle = makeHandle(job)
+          return Effect.succeed(job)
+        })
+        const made = yield* Effect.exit(driver.make(params, job.handle!))
+        if (Exit.isSuccess(made)) {
+          job.callbacks = made.value
+          return job as Job
+        }
+        // Early fail: the job existed (CREATED) but could not be set up.
+        yield* Effect.sync(() => job.txn.leave(job))
+        yield* dismiss(job)
+        return yield* new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) })
+      })
+
+    const start = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.suspend(() => {
+          if (job.started || job.status !== "created") {
+            return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))
+          }
+          job.started = true
+          job.pauseCount = job.pauseCount - 1
+          job.busy = true
+          job.paused = false
+          job.transition("running")
+          const body = Effect.andThen(job.handle!.pausePoint, job.callbacks!.run)
+          return Effect.asVoid(Effect.forkDetach(
+            Effect.withFiber((fiber) => {
+              job.runFiber = fiber
+              engine.fibers.add(fiber)
+              fiber.addObserver(() => engine.fibers.delete(fiber))
+              return runJob(job, body)
+            }),
+            { startImmediately: true }
+          ))
+        }))
+
+    const pause = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(
+          verbCheck(job, "pause"),
+          Effect.suspend(() => {
+            if (job.userPaused) return Effect.fail(new JobAlreadyPaused({ id: job.label }))
+            job.userPaused = true
+            pauseUnsafe(job)
+            return Effect.void
+          })
+        ))
+
+    const resume = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.suspend((): Effect.Effect<void, JobNotPaused | VerbNotAllowed> => {
+          // QEMU checks "was it paused" before the verb.
+          if (!job.userPaused || job.pauseCount <= 0) return Effect.fail(new JobNotPaused({ id: job.label }))
+          return Effect.andThen(verbCheck(job, "resume"), liftUserPause(job))
+        }))
+
+    const cancel = (ref: JobRef, options?: { readonly force?: boolean | undefined }) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(verbCheck(job, "cancel"), cancelJob(job, options?.force ?? false)))
+
+    const complete = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(
+          verbCheck(job, "complete"),
+          Effect.suspend((): Effect.Effect<void, CannotComplete | CallbackFailed> => {
+            const callback = job.callbacks?.complete
+            if (job.cancelRequested || callback === undefined) {
+              return Effect.fail(new CannotComplete({ id: job.label }))
+            }
+            return Effect.catchCause(callback, callbackFailed(job, "complete"))
+          })
+        ))
+
+    const finalize = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) => Effect.andThen(verbCheck(job, "finalize"), finalizeTxn(job.txn)))
+
+    const dismissVerb = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) => Effect.andThen(verbCheck(job, "dismiss"), dismiss(job)))
+
+    const setSpeed = (ref: JobRef, speed: number) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(
+          verbCheck(job, "set-speed"),
+          Effect.suspend((): Effect.Effect<void, NegativeSpeed | CallbackFailed> => {
+            if (speed < 0) return Effect.fail(new NegativeSpeed({ id: job.label, speed }))
+            const callback = job.callbacks?.setSpeed
+            const record = Effect.sync(() => {
+              const old = job.speed
+              job.speed = speed
+              // QEMU's kick rule: only a faster (or unlimited) speed wakes a job sleeping on its timer.
+              if ((speed === 0 || speed > old) && job.sleeping) enterUnsafe(job)
+            })
+            return callback === undefined
+              ? record
+              : Effect.andThen(Effect.catchCause(callback(speed), callbackFailed(job, "setSpeed")), record)
+          })
+        ))
+
+    const change = (ref: JobRef, changeOptions: unknown) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(
+          verbCheck(job, "change"),
+          Effect.suspend((): Effect.Effect<void, ChangeNotSupported | CallbackFailed> => {
+            const callback = job.callbacks?.change
+            if (callback === undefined) return Effect.fail(new ChangeNotSupported({ id: job.label }))
+            return Effect.catchCause(callback(changeOptions), callbackFailed(job, "change"))
+          })
+        ))
+
+    const hold = (ref: JobRef, reason: string) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const key = {}
+            job.holds.set(key, reason)
+            pauseUnsafe(job)
+            return key
+          }),
+          (key) =>
+            Effect.sync(() => {
+              if (job.holds.delete(key)) resumeUnsafe(job)
+            })
+        )).pipe(Effect.asVoid)
+
+    const finishSync = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) => Effect.as(job.awaitCompleted, job).pipe(Effect.map(syncOutcome)))
+
+    const syncOutcome = (job: JobRecord): JobOutcome => job.outcome()
+
+    const cancelSync = (ref: JobRef, options?: { readonly force?: boolean | undefined }) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(cancelJob(job, options?.force ?? false), Effect.map(job.awaitCompleted, () => syncOutcome(job))))
+
+    const completeSync = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.andThen(complete(job), Effect.map(job.awaitCompleted, () => syncOutcome(job))))
+
+    const awaitOutcome = (ref: JobRef) => Effect.flatMap(lookup(ref), (job) => job.awaitConcluded)
+
+    const join = (ref: JobRef) =>
+      Effect.flatMap(lookup(ref), (job) =>
+        Effect.flatMap(job.awaitConcluded, (outcome): Effect.Effect<void, JobFailed | JobCancelled> => {
+          switch (outcome._tag) {
+            case "Succeeded":
+              return Effect.void
+            case "Failed":
+              return Effect.fail(new JobFailed({ id: job.label, error: outcome.error }))
+            case "Cancelled":
+              return Effect.fail(new JobCancelled({ id: job.label }))
+          }
+        }))
+
+    const subscribe = (subscribeOptions?: { readonly capacity?: number | undefined }) =>
+      engine.hub.subscribe(subscribeOptions?.capacity)
+
+    // Closing: force-cancel and finish every job (QEMU: job_cancel_sync_all), then wait for their fibers.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        engine.closing = true
+        while (engine.jobs.size > 0) {
+          const job: JobRecord = engine.jobs.values().next().value!
+          yield* cancelJob(job, true)
+          yield* job.awaitConcluded
+          yield* dismiss(job)
+        }
+        yield* Fiber.awaitAll(Array.from(engine.fibers))
+        engine.hub.end()
+      })
+    )
+
+    const service: JobsService = {
+      register,
+      create,
+      start,
+      run: (options) => Effect.tap(create(options), (job) => Effect.orDie(start(job))),
+      get: (id) => lookup(id),
+      list: Effect.sync(() => {
+        const rows: Array<JobInfo> = []
+        for (const job of engine.jobs) if (!job.internal) rows.push(info(job))
+        return rows
+      }),
+      pause,
+      resume,
+      cancel,
+      complete,
+      finalize,
+      dismiss: dismissVerb,
+      setSpeed,
+      change,
+      hold,
+      enter: (ref) => Effect.flatMap(lookup(ref), (job) => Effect.sync(() => enterUnsafe(job))),
+      cancelSync,
+      completeSync,
+      finishSync,
+      awaitStatus: (ref, status) => Effect.flatMap(lookup(ref), (job) => job.awaitStatus(status)),
+      awaitOutcome,
+      join,
+      subscribe,
+      events: Stream.unwrap(subscribe())
+    }
+    return service
+  })
+

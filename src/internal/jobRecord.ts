@@ -1,0 +1,225 @@
+/**
+ * The engine's record of one job, and the one function through which every
+ * status change goes. All fields are changed only inside synchronous steps
+ * (`Effect.sync`), which JavaScript runs to the end without interleaving: that
+ * is the engine's lock. Driver callbacks run between such steps, never inside.
+ * @internal
+ */
+import { Cause, Deferred, Effect, Exit, Fiber, MutableRef, Ref } from "effect"
+import type { CallbackFailedCause } from "./callbackFailure.ts"
+import type { Job, JobOutcome } from "../Job.ts"
+import type { JobCallbacks } from "../JobDriver.ts"
+import { StatusNotReached } from "../JobError.ts"
+import type { JobEvent } from "../JobEvent.ts"
+import type { JobHandle } from "../JobHandle.ts"
+import * as JobStatus from "../JobStatus.ts"
+import type { EventHub } from "./eventHub.ts"
+import type { TxnState } from "./txnState.ts"
+
+/** Shared by every job of one `Jobs` instance. */
+export interface EngineState {
+  readonly hub: EventHub
+  /** Every job not yet dismissed, internal ones included, in creation order. */
+  readonly jobs: Set<JobRecord>
+  /** Jobs with an id, for O(1) lookup. */
+  readonly byId: Map<string, JobRecord>
+  /** Job fibers still running, so the engine can wait for them when it closes. */
+  readonly fibers: Set<Fiber.Fiber<unknown, unknown>>
+  closing: boolean
+}
+
+interface StatusWaiter {
+  readonly status: JobStatus.JobStatus
+  readonly deferred: Deferred.Deferred<void, StatusNotReached>
+}
+
+export const canceledMessage = "Operation canceled"
+
+export class JobRecord implements Job {
+  status: JobStatus.JobStatus = "undefined"
+  /** Pause requests: creation's, the user's, each hold's. `pausePoint` parks while it is above 0. */
+  readonly pauseCountRef: Ref.Ref<number> = Ref.makeUnsafe(1)
+  /** Parked at a pause point, or not started yet. */
+  paused = true
+  userPaused = false
+  readonly holds = new Map<object, string>()
+  busy = false
+  started = false
+  /** `run` has returned (QEMU: deferred_to_main_loop); verbs that act on a running job no longer apply. */
+  runReturned = false
+  /** Cancel requested (soft or force). */
+  cancelRequested = false
+  /** Really cancelled (force): the job stops without further work. */
+  isCancelled = false
+  /** The job's error, once it has one; set at most once, except that `Operation canceled` is never overwritten. */
+  error: string | undefined = undefined
+  /** A callback failed outside `run` (pause, resume, userResume, cancel): the job fails with it. */
+  callbackFailure: CallbackFailedCause | undefined = undefined
+  current = 0
+  total = 0
+  speed = 0
+  /** Waiting in `yield`/`sleep`; completing it is `enter`. */
+  wake: Deferred.Deferred<void> | undefined = undefined
+  /** A sleep timer is armed (QEMU: the sleep timer is pending). */
+  sleeping = false
+  /** Parked at a pause point; completing it lets the job go on. */
+  unpark: Deferred.Deferred<void> | undefined = undefined
+  /** The fiber running `run`, while `run` may still be interrupted. */
+  runFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  callbacks: JobCallbacks<unknown> | undefined = undefined
+  handle: JobHandle | undefined = undefined
+  private statusWaiters: Array<StatusWaiter> | undefined = undefined
+  private completedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
+  private concludedWaiters: Array<Deferred.Deferred<JobOutcome>> | undefined = undefined
+  private dismissedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
+
+  readonly engine: EngineState
+  readonly id: string | undefined
+  readonly type: string
+  readonly internal: boolean
+  readonly autoFinalize: boolean
+  readonly autoDismiss: boolean
+  readonly txn: TxnState
+
+  constructor(
+    engine: EngineState,
+    id: string | undefined,
+    type: string,
+    internal: boolean,
+    autoFinalize: boolean,
+    autoDismiss: boolean,
+    txn: TxnState
+  ) {
+    this.engine = engine
+    this.id = id
+    this.type = type
+    this.internal = internal
+    this.autoFinalize = autoFinalize
+    this.autoDismiss = autoDismiss
+    this.txn = txn
+  }
+
+  get label(): string {
+    return this.id ?? "<internal>"
+  }
+  get pauseCount(): number {
+    return Ref.getUnsafe(this.pauseCountRef)
+  }
+  set pauseCount(n: number) {
+    MutableRef.set(this.pauseCountRef.ref, n)
+  }
+  get pauseHolds(): ReadonlyArray<string> {
+    return Array.from(this.holds.values())
+  }
+  get progress() {
+    return { current: this.current, total: this.total }
+  }
+
+  /** The outcome as QEMU's sync helpers and the final result report it. */
+  outcome(): JobOutcome {
+    if (this.isCancelled && (this.error === undefined || this.error === canceledMessage)) {
+      return { _tag: "Cancelled" }
+    }
+    return this.error === undefined ? { _tag: "Succeeded" } : { _tag: "Failed", error: this.error }
+  }
+
+  /** The only way a job changes status. An edge outside the table is a defect of the engine. */
+  transition(to: JobStatus.JobStatus): void {
+    const from = this.status
+    if (!JobStatus.canTransition(from, to)) {
+      throw new Error(`effect-jobs: illegal status change ${from} -> ${to} for job '${this.label}'`)
+    }
+    this.status = to
+    if (from === to) return
+    if (!this.internal && this.engine.hub.active) {
+      this.engine.hub.publish({ _tag: "StatusChange", id: this.id!, status: to })
+    }
+    if (this.statusWaiters !== undefined) this.settleStatusWaiters(to)
+    if (JobStatus.isCompleted(to) && this.completedWaiters !== undefined) {
+      for (const d of this.completedWaiters) Deferred.doneUnsafe(d, Exit.void)
+      this.completedWaiters = undefined
+    }
+    if (to === "concluded" && this.concludedWaiters !== undefined) {
+      const outcome = Exit.succeed(this.outcome())
+      for (const d of this.concludedWaiters) Deferred.doneUnsafe(d, outcome)
+      this.concludedWaiters = undefined
+    }
+    if (to === "null" && this.dismissedWaiters !== undefined) {
+      for (const d of this.dismissedWaiters) Deferred.doneUnsafe(d, Exit.void)
+      this.dismissedWaiters = undefined
+    }
+  }
+
+  private settleStatusWaiters(to: JobStatus.JobStatus): void {
+    const keep: Array<StatusWaiter> = []
+    for (const w of this.statusWaiters!) {
+      if (w.status === to) Deferred.doneUnsafe(w.deferred, Exit.void)
+      else if (to === "null") {
+        Deferred.doneUnsafe(w.deferred, Exit.fail(new StatusNotReached({ id: this.label, status: w.status })))
+      } else keep.push(w)
+    }
+    this.statusWaiters = keep.length > 0 ? keep : undefined
+  }
+
+  /** Publishes a non-status event, unless the job is internal or nobody listens. */
+  emit(make: (id: string) => JobEvent): void {
+    if (!this.internal && this.engine.hub.active) this.engine.hub.publish(make(this.id!))
+  }
+
+  progressPayload(id: string) {
+    return { id, type: this.type, len: this.total, offset: this.current, speed: this.speed }
+  }
+
+  /** Resolves when the job is in `status` (now or later); fails if it is dismissed first. */
+  awaitStatus(status: JobStatus.JobStatus): Effect.Effect<void, StatusNotReached> {
+    return Effect.suspend(() => {
+      if (this.status === status) return Effect.void
+      if (this.status === "null") return Effect.fail(new StatusNotReached({ id: this.label, status }))
+      const deferred = Deferred.makeUnsafe<void, StatusNotReached>()
+      ;(this.statusWaiters ??= []).push({ status, deferred })
+      return Deferred.await(deferred)
+    })
+  }
+
+  /** Resolves once `run` has returned and its outcome is recorded (WAITING or later). */
+  readonly awaitCompleted: Effect.Effect<void> = Effect.suspend(() => {
+    if (JobStatus.isCompleted(this.status)) return Effect.void
+    const deferred = Deferred.makeUnsafe<void>()
+    ;(this.completedWaiters ??= []).push(deferred)
+    return Deferred.await(deferred)
+  })
+
+  /** Resolves with the job's final outcome once it is CONCLUDED. */
+  readonly awaitConcluded: Effect.Effect<JobOutcome> = Effect.suspend(() => {
+    if (this.status === "concluded" || this.status === "null") return Effect.succeed(this.outcome())
+    const deferred = Deferred.makeUnsafe<JobOutcome>()
+    ;(this.concludedWaiters ??= []).push(deferred)
+    return Deferred.await(deferred)
+  })
+
+  /** Resolves once the job is dismissed (NULL). */
+  readonly awaitDismissed: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.status === "null") return Effect.void
+    const deferred = Deferred.makeUnsafe<void>()
+    ;(this.dismissedWaiters ??= []).push(deferred)
+    return Deferred.await(deferred)
+  })
+
+  /** Records the job's error unless it already has one. */
+  recordError(message: string): void {
+    if (this.error === undefined) this.error = message
+  }
+}
+
+/** Readable text for a failure or defect of a driver callback. */
+export const causeMessage = (cause: Cause.Cause<unknown>): string => {
+  const failure = cause.reasons.find((r) => r._tag === "Fail" || r._tag === "Die")
+  if (failure === undefined) return canceledMessage
+  const value = failure._tag === "Fail" ? failure.error : failure.defect
+  if (value instanceof Error || (typeof value === "object" && value !== null && "message" in value)) {
+    const message = String((value as { message: unknown }).message)
+    if (message.length > 0) return message
+    if ("_tag" in value) return String((value as { _tag: unknown })._tag)
+  }
+  return typeof value === "string" ? value : String(value)
+}

@@ -1,0 +1,120 @@
+/**
+ * Pause points, yields, sleeps and wake-ups (QEMU: job_pause_point, job_yield,
+ * job_sleep_ns, job_enter), and the pause-request counting behind them.
+ *
+ * A job waits in one of two places: in `yield`/`sleep`, woken by `enter`; or
+ * parked at a pause point, woken only when its pause requests drop to zero (or a
+ * force cancel interrupts it). Keeping the two apart means a stray `enter` never
+ * un-pauses a job.
+ * @internal
+ */
+import { Deferred, Duration, Effect, Exit } from "effect"
+import { inJobLoop } from "./callbackFailure.ts"
+import type { JobRecord } from "./jobRecord.ts"
+
+/** QEMU job_enter: wakes the job if it waits in `yield` or `sleep`. */
+export const enterUnsafe = (job: JobRecord): void => {
+  if (job.started && !job.runReturned && !job.busy && job.wake !== undefined) {
+    job.busy = true
+    const wake = job.wake
+    job.wake = undefined
+    Deferred.doneUnsafe(wake, Exit.void)
+  }
+}
+
+/** QEMU job_pause: one more pause request; a busy job is kicked towards its next pause point. */
+export const pauseUnsafe = (job: JobRecord): void => {
+  job.pauseCount = job.pauseCount + 1
+  if (!job.paused) enterUnsafe(job)
+}
+
+/**
+ * QEMU job_resume: one pause request fewer. At zero a parked job goes on, and a
+ * yielded one is woken; a sleeping one keeps sleeping.
+ */
+export const resumeUnsafe = (job: JobRecord): void => {
+  if (job.pauseCount <= 0) throw new Error(`effect-jobs: unbalanced resume of job '${job.label}'`)
+  job.pauseCount = job.pauseCount - 1
+  if (job.pauseCount === 0) {
+    if (job.unpark !== undefined) {
+      const unpark = job.unpark
+      job.unpark = undefined
+      Deferred.doneUnsafe(unpark, Exit.void)
+    } else if (!job.sleeping) {
+      enterUnsafe(job)
+    }
+  }
+}
+
+const hook = (job: JobRecord, name: "pause" | "resume"): Effect.Effect<void> => {
+  const callback = job.callbacks?.[name]
+  return callback === undefined ? Effect.void : inJobLoop(job, name, callback)
+}
+
+/** The slow path of a pause point: a pause is requested. */
+const parkSlow = (job: JobRecord): Effect.Effect<void> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      if (job.isCancelled) return Effect.void
+      const park = Effect.suspend(() => {
+        // The request may have gone while the driver's pause hook ran.
+        if (job.pauseCount === 0 || job.isCancelled) return Effect.void
+        const before = job.status
+        job.transition(before === "ready" ? "standby" : "paused")
+        job.paused = true
+        job.busy = false
+        const unpark = Deferred.makeUnsafe<void>()
+        job.unpark = unpark
+        return restore(Deferred.await(unpark)).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            job.unpark = undefined
+            job.paused = false
+            job.busy = true
+            job.transition(before)
+          }))
+        )
+      })
+      return Effect.andThen(hook(job, "pause"), Effect.ensuring(park, hook(job, "resume")))
+    })
+  )
+
+export const makePausePoint = (job: JobRecord): Effect.Effect<void> => {
+  const slow = parkSlow(job)
+  return Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slow))
+}
+
+const waitForWake = (job: JobRecord, timer: Duration.Duration | undefined): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const wake = Deferred.makeUnsafe<void>()
+    job.wake = wake
+    job.busy = false
+    const awaitWake = Deferred.await(wake)
+    if (timer === undefined) return Effect.ensuring(awaitWake, Effect.sync(() => afterWait(job, wake)))
+    job.sleeping = true
+    return Effect.raceFirst(Effect.sleep(timer), awaitWake).pipe(
+      Effect.ensuring(Effect.sync(() => afterWait(job, wake)))
+    )
+  })
+
+const afterWait = (job: JobRecord, wake: Deferred.Deferred<void>): void => {
+  if (job.wake === wake) job.wake = undefined
+  job.sleeping = false
+  job.busy = true
+}
+
+export const makeYield = (job: JobRecord, pausePoint: Effect.Effect<void>): Effect.Effect<void> => {
+  const wait = Effect.andThen(waitForWake(job, undefined), pausePoint)
+  return Effect.suspend(() => {
+    if (job.isCancelled) return Effect.void
+    return job.pauseCount === 0 ? wait : pausePoint
+  })
+}
+
+export const makeSleep = (job: JobRecord, pausePoint: Effect.Effect<void>) => (duration: Duration.Input) =>
+  Effect.suspend(() => {
+    if (job.isCancelled) return Effect.void
+    if (job.pauseCount > 0) return pausePoint
+    const d = Duration.fromInputUnsafe(duration)
+    if (Duration.isZero(d)) return Effect.andThen(Effect.yieldNow, pausePoint)
+    return Effect.andThen(waitForWake(job, d), pausePoint)
+  })

@@ -1,0 +1,54 @@
+/**
+ * The bookkeeping of one transaction. The numbers every decision reads —
+ * members not yet completed, the phase — live in `TxRef`s and are only changed
+ * inside `Effect.tx`, so "the last member finished" and "the first failure"
+ * are each decided exactly once, whatever finishes at the same moment.
+ * @internal
+ */
+import { Deferred, TxRef } from "effect"
+import type { JobRecord } from "./jobRecord.ts"
+
+/**
+ * running → pending (every member succeeded) → finalizing (prepares) → committing → committed;
+ * running | pending | finalizing → aborting → aborted.
+ */
+export type TxnPhase = "running" | "pending" | "finalizing" | "committing" | "committed" | "aborting" | "aborted"
+
+export type TxnOutcome = { readonly _tag: "Committed" } | { readonly _tag: "Aborted"; readonly error: string }
+
+export class TxnState {
+  /** In creation order; members join only when they are created. */
+  readonly members: Array<JobRecord> = []
+  /** Members whose `run` has not returned yet. */
+  readonly remaining: TxRef.TxRef<number> = TxRef.makeUnsafe(0)
+  readonly phase: TxRef.TxRef<TxnPhase> = TxRef.makeUnsafe<TxnPhase>("running")
+  /** Members created with manual finalize: while any exists, the transaction waits in PENDING. */
+  manualFinalize = 0
+  /** The error of the member whose failure aborted the transaction. */
+  firstError: string | undefined = undefined
+  readonly settled: Deferred.Deferred<TxnOutcome> = Deferred.makeUnsafe<TxnOutcome>()
+
+  /** Created by the user (not a job's private one-job transaction). */
+  readonly explicit: boolean
+  constructor(explicit: boolean) {
+    this.explicit = explicit
+  }
+
+  join(job: JobRecord): void {
+    this.members.push(job)
+    // Members join at creation, before any of them can finish: no decision reads this yet.
+    this.remaining.value = this.remaining.value + 1
+    this.remaining.version++
+    if (!job.autoFinalize) this.manualFinalize++
+  }
+
+  /** Undoes `join` for a job that failed early (it never ran, so it takes no part in the outcome). */
+  leave(job: JobRecord): void {
+    const i = this.members.indexOf(job)
+    if (i < 0) return
+    this.members.splice(i, 1)
+    this.remaining.value = this.remaining.value - 1
+    this.remaining.version++
+    if (!job.autoFinalize) this.manualFinalize--
+  }
+}
