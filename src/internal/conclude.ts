@@ -27,9 +27,9 @@ export const dismiss = (job: JobRecord): Effect.Effect<void> =>
     job.busy = false
     job.paused = false
     job.runReturned = true
-    job.transition("null")
     job.engine.jobs.delete(job)
     if (job.id !== undefined && job.engine.byId.get(job.id) === job) job.engine.byId.delete(job.id)
+    job.transition("null")
     const free = job.callbacks?.free
     return free === undefined ? Effect.void : afterOutcome(job, "free", free)
   })

@@ -73,10 +73,7 @@ const makeHandle = (job: JobRecord): JobHandle => {
       Effect.sync(() => {
         job.total += delta
       }),
-    transitionToReady: Effect.sync(() => {
-      job.transition("ready")
-      job.emit((id) => ({ _tag: "Ready", ...job.progressPayload(id) }))
-    })
+    transitionToReady: Effect.sync(() => job.transition("ready", (id) => ({ _tag: "Ready", ...job.progressPayload(id) })))
   }
 }
 
@@ -197,7 +194,9 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           job.busy = true
           job.paused = false
           job.transition("running")
-          const body = Effect.andThen(job.handle!.pausePoint, job.callbacks!.run)
+          // A force cancel may arrive between the move to RUNNING and the fiber's first step.
+          const run = Effect.andThen(job.handle!.pausePoint, job.callbacks!.run)
+          const body = Effect.suspend(() => (job.isCancelled ? Effect.interrupt : run))
           return Effect.asVoid(Effect.forkDetach(
             Effect.withFiber((fiber) => {
               job.runFiber = fiber

@@ -123,42 +123,66 @@ export class JobRecord implements Job {
     return this.error === undefined ? { _tag: "Succeeded" } : { _tag: "Failed", error: this.error }
   }
 
-  /** The only way a job changes status. An edge outside the table is a defect of the engine. */
-  transition(to: JobStatus.JobStatus): void {
+  /**
+   * The only way a job changes status. An edge outside the table is a defect of
+   * the engine. `then` is an event that belongs right after the status change
+   * (READY, PENDING).
+   *
+   * Effect resumes a waiting fiber synchronously, inside this call: so the caller
+   * must have finished changing the job before it calls this, and waiters are
+   * told last, after the events.
+   */
+  transition(to: JobStatus.JobStatus, then?: (id: string) => JobEvent): void {
+    const from = this.setStatusUnsafe(to, then)
+    if (from !== to) this.notifyStatusUnsafe(to)
+  }
+
+  /** The first half of `transition`: check, change, publish. Returns the previous status. */
+  setStatusUnsafe(to: JobStatus.JobStatus, then?: (id: string) => JobEvent): JobStatus.JobStatus {
     const from = this.status
     if (!JobStatus.canTransition(from, to)) {
       throw new Error(`effect-jobs: illegal status change ${from} -> ${to} for job '${this.label}'`)
     }
     this.status = to
-    if (from === to) return
-    if (!this.internal && this.engine.hub.active) {
+    if (from !== to && !this.internal && this.engine.hub.active) {
       this.engine.hub.publish({ _tag: "StatusChange", id: this.id!, status: to })
+      if (then !== undefined) this.engine.hub.publish(then(this.id!))
     }
+    return from
+  }
+
+  /** The second half of `transition`: wakes whoever waits for this status. */
+  notifyStatusUnsafe(to: JobStatus.JobStatus): void {
     if (this.statusWaiters !== undefined) this.settleStatusWaiters(to)
     if (JobStatus.isCompleted(to) && this.completedWaiters !== undefined) {
-      for (const d of this.completedWaiters) Deferred.doneUnsafe(d, Exit.void)
+      const waiters = this.completedWaiters
       this.completedWaiters = undefined
+      for (const d of waiters) Deferred.doneUnsafe(d, Exit.void)
     }
     if (to === "concluded" && this.concludedWaiters !== undefined) {
-      const outcome = Exit.succeed(this.outcome())
-      for (const d of this.concludedWaiters) Deferred.doneUnsafe(d, outcome)
+      const waiters = this.concludedWaiters
       this.concludedWaiters = undefined
+      const outcome = Exit.succeed(this.outcome())
+      for (const d of waiters) Deferred.doneUnsafe(d, outcome)
     }
     if (to === "null" && this.dismissedWaiters !== undefined) {
-      for (const d of this.dismissedWaiters) Deferred.doneUnsafe(d, Exit.void)
+      const waiters = this.dismissedWaiters
       this.dismissedWaiters = undefined
+      for (const d of waiters) Deferred.doneUnsafe(d, Exit.void)
     }
   }
 
   private settleStatusWaiters(to: JobStatus.JobStatus): void {
     const keep: Array<StatusWaiter> = []
+    const settled: Array<[StatusWaiter, Exit.Exit<void, StatusNotReached>]> = []
     for (const w of this.statusWaiters!) {
-      if (w.status === to) Deferred.doneUnsafe(w.deferred, Exit.void)
+      if (w.status === to) settled.push([w, Exit.void])
       else if (to === "null") {
-        Deferred.doneUnsafe(w.deferred, Exit.fail(new StatusNotReached({ id: this.label, status: w.status })))
+        settled.push([w, Exit.fail(new StatusNotReached({ id: this.label, status: w.status }))])
       } else keep.push(w)
     }
     this.statusWaiters = keep.length > 0 ? keep : undefined
+    for (const [w, exit] of settled) Deferred.doneUnsafe(w.deferred, exit)
   }
 
   /** Publishes a non-status event, unless the job is internal or nobody listens. */

@@ -60,11 +60,11 @@ const parkSlow = (job: JobRecord): Effect.Effect<void> =>
         // The request may have gone while the driver's pause hook ran.
         if (job.pauseCount === 0 || job.isCancelled) return Effect.void
         const before = job.status
-        job.transition(before === "ready" ? "standby" : "paused")
-        job.paused = true
-        job.busy = false
         const unpark = Deferred.makeUnsafe<void>()
         job.unpark = unpark
+        job.paused = true
+        job.busy = false
+        job.transition(before === "ready" ? "standby" : "paused")
         return restore(Deferred.await(unpark)).pipe(
           Effect.ensuring(Effect.sync(() => {
             job.unpark = undefined

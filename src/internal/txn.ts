@@ -54,10 +54,14 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
   })
 
 const allPendingUnsafe = (txn: TxnState): void => {
+  // Every member is PENDING before anyone waiting for PENDING hears of it.
   for (const member of txn.members) {
-    member.transition("pending")
-    if (!member.autoFinalize) member.emit((id) => ({ _tag: "Pending", id, type: member.type }))
+    member.setStatusUnsafe(
+      "pending",
+      member.autoFinalize ? undefined : (id) => ({ _tag: "Pending", id, type: member.type })
+    )
   }
+  for (const member of txn.members) member.notifyStatusUnsafe("pending")
 }
 
 /**
