@@ -48,6 +48,7 @@ const CallbackName = Schema.Literals(callbackNames)
  * - `converge`: after the iterations go READY and keep waiting until `complete`
  *   (or a soft cancel, which then also ends `run` successfully);
  * - `softCancel`: a `cancel` callback like QEMU's mirror — hard before READY, soft in READY;
+ *   `softCancelAlways`: a `cancel` callback that makes every non-forced cancel soft;
  * - `completable`: whether the driver has a `complete` callback (default true);
  * - `result`: how `run` ends; `fail`/`die`: callbacks that fail or die.
  *
@@ -60,6 +61,7 @@ export const TestParams = Schema.Struct({
   sleepMillis: Schema.optionalKey(Schema.Number),
   converge: Schema.optionalKey(Schema.Boolean),
   softCancel: Schema.optionalKey(Schema.Boolean),
+  softCancelAlways: Schema.optionalKey(Schema.Boolean),
   completable: Schema.optionalKey(Schema.Boolean),
   result: Schema.optionalKey(Schema.Literals(["succeed", "fail", "die"])),
   fail: Schema.optionalKey(Schema.Array(CallbackName)),
@@ -176,7 +178,9 @@ export const TestDriver = JobDriver.make({
         commit: call("commit", Effect.void),
         abort: call("abort", Effect.void),
         clean: call("clean", Effect.void),
-        cancel: params.softCancel
+        cancel: params.softCancelAlways
+          ? (force: boolean) => call("cancel", Effect.succeed(force))
+          : params.softCancel
           ? (force: boolean) =>
             call("cancel", Effect.map(job.status, (status) => force || !(status === "ready" || status === "standby")))
           : undefined,
