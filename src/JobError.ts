@@ -290,6 +290,7 @@ export type CreateError =
   | UnknownJobType
   | InvalidParameters
   | JobSetupFailed
+  | TxnClosed
 
 /**
  * `start` of a job that is not in CREATED.
@@ -318,5 +319,18 @@ export class DriverAlreadyRegistered extends Schema.TaggedError<DriverAlreadyReg
 ) {
   override get message() {
     return `A driver for job type '${this.type}' is already registered`
+  }
+}
+
+/**
+ * A job was created in a transaction whose members have all finished: members
+ * join only while the transaction runs (create every member before starting them).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TxnClosed extends Schema.TaggedError<TxnClosed>()("TxnClosed", { id: Schema.String }) {
+  override get message() {
+    return `Job '${this.id}' cannot join a transaction whose members have already finished`
   }
 }

@@ -9,8 +9,9 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Schema } from "effect"
+import { Deferred, Effect, Schema, TxRef } from "effect"
 import type { Job } from "./Job.ts"
+import { cancelJob } from "./internal/cancel.ts"
 import { TxnState } from "./internal/txnState.ts"
 
 /**
@@ -55,3 +56,22 @@ export const make: Effect.Effect<JobTxn> = Effect.sync(() => new TxnState(true))
  * @category getters
  */
 export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome> => Deferred.await((txn as TxnState).settled)
+
+/**
+ * Aborts the whole transaction: force-cancels one member, which force-cancels
+ * the others. Returns once every member has concluded. Does nothing once the
+ * transaction has started committing (its outcome is decided) or has ended.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const cancel = (txn: JobTxn): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const state = txn as TxnState
+    const phase = yield* TxRef.get(state.phase)
+    if (phase === "committing" || phase === "committed" || phase === "aborted") return
+    const member = state.members.find((m) => m.status !== "concluded" && m.status !== "null")
+    if (member === undefined) return
+    yield* cancelJob(member, true)
+    yield* Deferred.await(state.settled)
+  })

@@ -24,6 +24,7 @@ import {
   JobNotPaused,
   JobSetupFailed,
   NegativeSpeed,
+  TxnClosed,
   UnknownJobType,
   VerbNotAllowed
 } from "../JobError.ts"
@@ -150,12 +151,15 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           driver.decode(options.params ?? {}),
           (e) => new InvalidParameters({ type: options.type, detail: e.message })
         )
-        const job = yield* Effect.suspend(() => {
+        const job = yield* Effect.suspend((): Effect.Effect<JobRecord, JobIdInUse | TxnClosed> => {
           // Checked again: another job may have taken the id while the parameters were decoded.
           if (options.id !== undefined && engine.byId.has(options.id)) {
             return Effect.fail(new JobIdInUse({ id: options.id }))
           }
           const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+          if (txn.phase.value !== "running") {
+            return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
+          }
           const job = new JobRecord(
             engine,
             options.id,
