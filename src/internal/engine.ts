@@ -31,6 +31,7 @@ import {
 import type { JobHandle } from "../JobHandle.ts"
 import type { CreateOptions, JobRef, JobsOptions, JobsService } from "../Jobs.ts"
 import * as JobVerb from "../JobVerb.ts"
+import { afterOutcome } from "./callbackFailure.ts"
 import { liftUserPause } from "./cancelRequest.ts"
 import { cancelJob } from "./cancel.ts"
 import { runJob } from "./completion.ts"
@@ -151,38 +152,49 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           driver.decode(options.params ?? {}),
           (e) => new InvalidParameters({ type: options.type, detail: e.message })
         )
-        const job = yield* Effect.suspend((): Effect.Effect<JobRecord, JobIdInUse | TxnClosed> => {
-          // Checked again: another job may have taken the id while the parameters were decoded.
-          if (options.id !== undefined && engine.byId.has(options.id)) {
-            return Effect.fail(new JobIdInUse({ id: options.id }))
-          }
-          const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
-          if (txn.phase.value !== "running") {
-            return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
-          }
-          const job = new JobRecord(
-            engine,
-            options.id,
-            options.type,
-            options.internal ?? false,
-            !(options.manualFinalize ?? false),
-            !(options.manualDismiss ?? false),
-            txn
-          )
-          txn.join(job)
+        const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+        const job = new JobRecord(
+          engine,
+          options.id,
+          options.type,
+          options.internal ?? false,
+          !(options.manualFinalize ?? false),
+          !(options.manualDismiss ?? false),
+          txn
+        )
+        job.handle = makeHandle(job)
+        // The driver builds the job's callbacks before anyone can see the job, so no
+        // verb ever meets a half-built one.
+        const made = yield* Effect.exit(driver.make(params, job.handle))
+        const refusal = yield* Effect.sync(() =>
+          // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
+          options.id !== undefined && engine.byId.has(options.id)
+            ? new JobIdInUse({ id: options.id })
+            : txn.phase.value !== "running"
+            ? new TxnClosed({ id: job.label })
+            : undefined
+        )
+        if (refusal !== undefined) {
+          const free = Exit.isSuccess(made) ? made.value.free : undefined
+          if (free !== undefined) yield* afterOutcome(job, "free", free)
+          return yield* Effect.fail(refusal)
+        }
+        if (Exit.isSuccess(made)) {
+          return yield* Effect.sync(() => {
+            job.callbacks = made.value
+            txn.join(job)
+            engine.jobs.add(job)
+            if (job.id !== undefined) engine.byId.set(job.id, job)
+            job.transition("created")
+            return job as Job
+          })
+        }
+        // Early fail: the job is created and, at once, dismissed (CREATED → NULL).
+        yield* Effect.sync(() => {
           engine.jobs.add(job)
           if (job.id !== undefined) engine.byId.set(job.id, job)
           job.transition("created")
-          job.handle = makeHandle(job)
-          return Effect.succeed(job)
         })
-        const made = yield* Effect.exit(driver.make(params, job.handle!))
-        if (Exit.isSuccess(made)) {
-          job.callbacks = made.value
-          return job as Job
-        }
-        // Early fail: the job existed (CREATED) but could not be set up.
-        yield* Effect.sync(() => job.txn.leave(job))
         yield* dismiss(job)
         return yield* new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) })
       })

@@ -41,14 +41,4 @@ export class TxnState {
     this.remaining.version++
     if (!job.autoFinalize) this.manualFinalize++
   }
-
-  /** Undoes `join` for a job that failed early (it never ran, so it takes no part in the outcome). */
-  leave(job: JobRecord): void {
-    const i = this.members.indexOf(job)
-    if (i < 0) return
-    this.members.splice(i, 1)
-    this.remaining.value = this.remaining.value - 1
-    this.remaining.version++
-    if (!job.autoFinalize) this.manualFinalize--
-  }
 }
