@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Schema, TxRef } from "effect"
+import { Effect, Schema, TxRef } from "effect"
 import type { Job } from "./Job.ts"
 import { cancelJob } from "./internal/cancel.ts"
 import { TxnState } from "./internal/txnState.ts"
@@ -55,7 +55,7 @@ export const make: Effect.Effect<JobTxn> = Effect.sync(() => new TxnState(true))
  * @since 0.1.0
  * @category getters
  */
-export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome> => Deferred.await((txn as TxnState).settled)
+export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome> => (txn as TxnState).awaitSettled()
 
 /**
  * Aborts the whole transaction: force-cancels one member, which force-cancels
@@ -73,5 +73,5 @@ export const cancel = (txn: JobTxn): Effect.Effect<void> =>
     const member = state.members.find((m) => m.status !== "concluded" && m.status !== "null")
     if (member === undefined) return
     yield* cancelJob(member, true)
-    yield* Deferred.await(state.settled)
+    yield* state.awaitSettled()
   })

@@ -29,6 +29,7 @@ import {
   VerbNotAllowed
 } from "../JobError.ts"
 import type { JobHandle } from "../JobHandle.ts"
+import type { CreateError } from "../JobError.ts"
 import type { CreateOptions, JobRef, JobsOptions, JobsService } from "../Jobs.ts"
 import * as JobVerb from "../JobVerb.ts"
 import { afterOutcome } from "./callbackFailure.ts"
@@ -38,7 +39,8 @@ import { runJob } from "./completion.ts"
 import { dismiss } from "./conclude.ts"
 import { EventHub } from "./eventHub.ts"
 import { causeMessage, type EngineState, JobRecord } from "./jobRecord.ts"
-import { enterUnsafe, makePausePoint, makeSleep, makeYield, pauseUnsafe, resumeUnsafe } from "./pausing.ts"
+import { JobHandleImpl } from "./jobHandle.ts"
+import { enterUnsafe, pauseUnsafe, resumeUnsafe } from "./pausing.ts"
 import { finalizeTxn } from "./txn.ts"
 import { TxnState } from "./txnState.ts"
 
@@ -49,35 +51,6 @@ interface RegisteredDriver {
 
 /** QEMU's id_wellformed: a letter, then letters, digits, `-`, `.`, `_`. */
 const wellFormedId = /^[A-Za-z][A-Za-z0-9\-._]*$/
-
-const makeHandle = (job: JobRecord): JobHandle => {
-  const pausePoint = makePausePoint(job)
-  return {
-    id: job.id,
-    type: job.type,
-    pausePoint,
-    yield: makeYield(job, pausePoint),
-    sleep: makeSleep(job, pausePoint),
-    enter: Effect.sync(() => enterUnsafe(job)),
-    isCancelled: Effect.sync(() => job.isCancelled),
-    cancelRequested: Effect.sync(() => job.cancelRequested),
-    status: Effect.sync(() => job.status),
-    speed: Effect.sync(() => job.speed),
-    update: (done) =>
-      Effect.sync(() => {
-        job.current += done
-      }),
-    setRemaining: (remaining) =>
-      Effect.sync(() => {
-        job.total = job.current + remaining
-      }),
-    increaseRemaining: (delta) =>
-      Effect.sync(() => {
-        job.total += delta
-      }),
-    transitionToReady: Effect.sync(() => job.transition("ready", (id) => ({ _tag: "Ready", ...job.progressPayload(id) })))
-  }
-}
 
 const info = (job: JobRecord): JobInfo => {
   const row = {
@@ -133,71 +106,75 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         })
       )
 
-    const checkIdRules = (options: CreateOptions) =>
-      Effect.suspend((): Effect.Effect<void, InternalJobWithId | InvalidJobId | JobIdInUse | JobIdRequired> => {
-        const id = options.id
-        if (id !== undefined && options.internal) return Effect.fail(new InternalJobWithId({ id }))
-        if (id !== undefined && !wellFormedId.test(id)) return Effect.fail(new InvalidJobId({ id }))
-        if (id !== undefined && engine.byId.has(id)) return Effect.fail(new JobIdInUse({ id }))
-        if (id === undefined && !options.internal) return Effect.fail(new JobIdRequired())
-        return Effect.void
+    /** QEMU's id rules, in QEMU's order (the "in use" rule is checked again when the job is published). */
+    const idRuleViolation = (options: CreateOptions) => {
+      const id = options.id
+      if (id !== undefined && options.internal) return new InternalJobWithId({ id })
+      if (id !== undefined && !wellFormedId.test(id)) return new InvalidJobId({ id })
+      if (id !== undefined && engine.byId.has(id)) return new JobIdInUse({ id })
+      if (id === undefined && !options.internal) return new JobIdRequired()
+      return undefined
+    }
+
+    const create = (options: CreateOptions): Effect.Effect<Job, CreateError> =>
+      Effect.suspend((): Effect.Effect<Job, CreateError> => {
+        const invalid = idRuleViolation(options)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const driver = drivers.get(options.type)
+        if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
+        return Effect.flatMap(
+          Effect.mapError(
+            driver.decode(options.params ?? {}),
+            (e) => new InvalidParameters({ type: options.type, detail: e.message })
+          ),
+          (params) => setUp(options, driver, params)
+        )
       })
 
-    const create = (options: CreateOptions) =>
-      Effect.gen(function*() {
-        yield* checkIdRules(options)
-        const driver = drivers.get(options.type)
-        if (driver === undefined) return yield* new UnknownJobType({ type: options.type })
-        const params = yield* Effect.mapError(
-          driver.decode(options.params ?? {}),
-          (e) => new InvalidParameters({ type: options.type, detail: e.message })
-        )
-        const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
-        const job = new JobRecord(
-          engine,
-          options.id,
-          options.type,
-          options.internal ?? false,
-          !(options.manualFinalize ?? false),
-          !(options.manualDismiss ?? false),
-          txn
-        )
-        job.handle = makeHandle(job)
-        // The driver builds the job's callbacks before anyone can see the job, so no
-        // verb ever meets a half-built one.
-        const made = yield* Effect.exit(driver.make(params, job.handle))
-        const refusal = yield* Effect.sync(() =>
-          // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
-          options.id !== undefined && engine.byId.has(options.id)
-            ? new JobIdInUse({ id: options.id })
-            : txn.phase.value !== "running"
-            ? new TxnClosed({ id: job.label })
-            : undefined
-        )
+    /** The driver builds the job's callbacks before anyone can see the job: no verb meets a half-built one. */
+    const setUp = (
+      options: CreateOptions,
+      driver: RegisteredDriver,
+      params: unknown
+    ): Effect.Effect<Job, JobIdInUse | TxnClosed | JobSetupFailed> => {
+      const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+      const job = new JobRecord(
+        engine,
+        options.id,
+        options.type,
+        options.internal ?? false,
+        !(options.manualFinalize ?? false),
+        !(options.manualDismiss ?? false),
+        txn
+      )
+      job.handle = new JobHandleImpl(job)
+      return Effect.flatMap(Effect.exit(driver.make(params, job.handle)), (made): Effect.Effect<Job, JobIdInUse | TxnClosed | JobSetupFailed> => {
+        // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
+        const refusal = options.id !== undefined && engine.byId.has(options.id)
+          ? new JobIdInUse({ id: options.id })
+          : txn.phase.value !== "running"
+          ? new TxnClosed({ id: job.label })
+          : undefined
         if (refusal !== undefined) {
           const free = Exit.isSuccess(made) ? made.value.free : undefined
-          if (free !== undefined) yield* afterOutcome(job, "free", free)
-          return yield* Effect.fail(refusal)
+          return Effect.andThen(free === undefined ? Effect.void : afterOutcome(job, "free", free), Effect.fail(refusal))
         }
+        engine.jobs.add(job)
+        if (job.id !== undefined) engine.byId.set(job.id, job)
         if (Exit.isSuccess(made)) {
-          return yield* Effect.sync(() => {
-            job.callbacks = made.value
-            txn.join(job)
-            engine.jobs.add(job)
-            if (job.id !== undefined) engine.byId.set(job.id, job)
-            job.transition("created")
-            return job as Job
-          })
+          job.callbacks = made.value
+          txn.join(job)
+          job.transition("created")
+          return Effect.succeed(job)
         }
         // Early fail: the job is created and, at once, dismissed (CREATED → NULL).
-        yield* Effect.sync(() => {
-          engine.jobs.add(job)
-          if (job.id !== undefined) engine.byId.set(job.id, job)
-          job.transition("created")
-        })
-        yield* dismiss(job)
-        return yield* new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) })
+        job.transition("created")
+        return Effect.andThen(
+          dismiss(job),
+          Effect.fail(new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) }))
+        )
       })
+    }
 
     const start = (ref: JobRef) =>
       Effect.flatMap(lookup(ref), (job) =>
@@ -313,23 +290,23 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         )).pipe(Effect.asVoid)
 
     const finishSync = (ref: JobRef) =>
-      Effect.flatMap(lookup(ref), (job) => Effect.as(job.awaitCompleted, job).pipe(Effect.map(syncOutcome)))
+      Effect.flatMap(lookup(ref), (job) => Effect.as(job.awaitCompleted(), job).pipe(Effect.map(syncOutcome)))
 
     const syncOutcome = (job: JobRecord): JobOutcome => job.outcome()
 
     const cancelSync = (ref: JobRef, options?: { readonly force?: boolean | undefined }) =>
       Effect.flatMap(lookup(ref), (job) =>
-        Effect.andThen(cancelJob(job, options?.force ?? false), Effect.map(job.awaitCompleted, () => syncOutcome(job))))
+        Effect.andThen(cancelJob(job, options?.force ?? false), Effect.map(job.awaitCompleted(), () => syncOutcome(job))))
 
     const completeSync = (ref: JobRef) =>
       Effect.flatMap(lookup(ref), (job) =>
-        Effect.andThen(complete(job), Effect.map(job.awaitCompleted, () => syncOutcome(job))))
+        Effect.andThen(complete(job), Effect.map(job.awaitCompleted(), () => syncOutcome(job))))
 
-    const awaitOutcome = (ref: JobRef) => Effect.flatMap(lookup(ref), (job) => job.awaitConcluded)
+    const awaitOutcome = (ref: JobRef) => Effect.flatMap(lookup(ref), (job) => job.awaitConcluded())
 
     const join = (ref: JobRef) =>
       Effect.flatMap(lookup(ref), (job) =>
-        Effect.flatMap(job.awaitConcluded, (outcome): Effect.Effect<void, JobFailed | JobCancelled> => {
+        Effect.flatMap(job.awaitConcluded(), (outcome): Effect.Effect<void, JobFailed | JobCancelled> => {
           switch (outcome._tag) {
             case "Succeeded":
               return Effect.void
@@ -350,7 +327,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         while (engine.jobs.size > 0) {
           const job: JobRecord = engine.jobs.values().next().value!
           yield* cancelJob(job, true)
-          yield* job.awaitConcluded
+          yield* job.awaitConcluded()
           yield* dismiss(job)
         }
         yield* Fiber.awaitAll(Array.from(engine.fibers))

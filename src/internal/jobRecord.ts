@@ -71,7 +71,6 @@ export class JobRecord implements Job {
   private statusWaiters: Array<StatusWaiter> | undefined = undefined
   private completedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
   private concludedWaiters: Array<Deferred.Deferred<JobOutcome>> | undefined = undefined
-  private dismissedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
 
   readonly engine: EngineState
   readonly id: string | undefined
@@ -165,11 +164,6 @@ export class JobRecord implements Job {
       const outcome = Exit.succeed(this.outcome())
       for (const d of waiters) Deferred.doneUnsafe(d, outcome)
     }
-    if (to === "null" && this.dismissedWaiters !== undefined) {
-      const waiters = this.dismissedWaiters
-      this.dismissedWaiters = undefined
-      for (const d of waiters) Deferred.doneUnsafe(d, Exit.void)
-    }
   }
 
   private settleStatusWaiters(to: JobStatus.JobStatus): void {
@@ -206,28 +200,24 @@ export class JobRecord implements Job {
   }
 
   /** Resolves once `run` has returned and its outcome is recorded (WAITING or later). */
-  readonly awaitCompleted: Effect.Effect<void> = Effect.suspend(() => {
+  awaitCompleted(): Effect.Effect<void> {
+    return Effect.suspend(() => {
     if (JobStatus.isCompleted(this.status)) return Effect.void
     const deferred = Deferred.makeUnsafe<void>()
     ;(this.completedWaiters ??= []).push(deferred)
     return Deferred.await(deferred)
-  })
+    })
+  }
 
   /** Resolves with the job's final outcome once it is CONCLUDED. */
-  readonly awaitConcluded: Effect.Effect<JobOutcome> = Effect.suspend(() => {
+  awaitConcluded(): Effect.Effect<JobOutcome> {
+    return Effect.suspend(() => {
     if (this.status === "concluded" || this.status === "null") return Effect.succeed(this.outcome())
     const deferred = Deferred.makeUnsafe<JobOutcome>()
     ;(this.concludedWaiters ??= []).push(deferred)
     return Deferred.await(deferred)
-  })
-
-  /** Resolves once the job is dismissed (NULL). */
-  readonly awaitDismissed: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.status === "null") return Effect.void
-    const deferred = Deferred.makeUnsafe<void>()
-    ;(this.dismissedWaiters ??= []).push(deferred)
-    return Deferred.await(deferred)
-  })
+    })
+  }
 
   /** Records the job's error unless it already has one. */
   recordError(message: string): void {

@@ -78,9 +78,22 @@ const parkSlow = (job: JobRecord): Effect.Effect<void> =>
     })
   )
 
+const done: IteratorReturnResult<void> = { done: true, value: undefined }
+const finished: Iterator<never, void> = { next: () => done }
+
+/**
+ * The pause point. As an Effect it is a suspend that checks the pause count.
+ * `yield*` inside `Effect.gen` — how drivers use it in their loops — checks the
+ * count right in the generator and, with no pause requested, never enters the
+ * fiber's run loop at all.
+ */
 export const makePausePoint = (job: JobRecord): Effect.Effect<void> => {
-  const slow = parkSlow(job)
-  return Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slow))
+  let slow: Effect.Effect<void> | undefined
+  const slowPath = () => (slow ??= parkSlow(job))
+  const pausePoint = Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slowPath()))
+  ;(pausePoint as { [Symbol.iterator]: () => Iterator<unknown, void> })[Symbol.iterator] = () =>
+    job.pauseCount === 0 ? finished : slowPath()[Symbol.iterator]()
+  return pausePoint
 }
 
 const waitForWake = (job: JobRecord, timer: Duration.Duration | undefined): Effect.Effect<void> =>

@@ -4,34 +4,31 @@
  * one O(1) `Effect.tx` decision per member, O(N) work per transaction, and no
  * member waiting on shared refs. The fiber that takes a decision carries it out
  * for every member; members that wait simply have nothing left to run.
+ *
+ * A transaction takes two `Effect.tx` decisions besides one per member: whether
+ * to finalize (taken with the last member's) and whether to commit (after the
+ * prepares, which a cancel may interleave with).
  * @internal
  */
-import { Deferred, Effect, Exit, TxRef } from "effect"
+import { Effect, Exit, TxRef } from "effect"
 import { markCancelled, requestCancel } from "./cancelRequest.ts"
 import { finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
 import type { TxnPhase, TxnState } from "./txnState.ts"
 
-type MemberDecision = "wait" | "allSucceeded" | "abort"
+type MemberDecision = "wait" | "allPending" | "finalize" | "abort"
 
 const decideMemberCompleted = (txn: TxnState, failed: boolean): Effect.Effect<MemberDecision> =>
-  Effect.tx(Effect.gen(function*() {
-    const remaining = (yield* TxRef.get(txn.remaining)) - 1
-    yield* TxRef.set(txn.remaining, remaining)
-    const phase = yield* TxRef.get(txn.phase)
-    if (failed) {
-      if (phase === "running" || phase === "pending") {
-        yield* TxRef.set(txn.phase, "aborting")
-        return "abort"
-      }
-      return "wait"
-    }
-    if (phase === "running" && remaining === 0) {
-      yield* TxRef.set(txn.phase, "pending")
-      return "allSucceeded"
-    }
-    return "wait"
-  }))
+  Effect.tx(Effect.flatMap(
+    TxRef.modify(txn.remaining, (n) => [n - 1, n - 1]),
+    (remaining) =>
+      TxRef.modify(txn.phase, (phase): [MemberDecision, TxnPhase] => {
+        if (failed) return phase === "running" || phase === "pending" ? ["abort", "aborting"] : ["wait", phase]
+        if (phase !== "running" || remaining > 0) return ["wait", phase]
+        // Nobody wants manual finalize: finalizing starts now, in the same decision.
+        return txn.manualFinalize === 0 ? ["finalize", "finalizing"] : ["allPending", "pending"]
+      })
+  ))
 
 /**
  * A member's `run` has returned and its status is WAITING (success) or ABORTING.
@@ -45,11 +42,10 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
         return Effect.void
       case "abort":
         return abortTxn(job.txn, job)
-      case "allSucceeded":
-        return Effect.andThen(
-          Effect.sync(() => allPendingUnsafe(job.txn)),
-          Effect.suspend(() => job.txn.manualFinalize === 0 ? finalizeTxn(job.txn) : Effect.void)
-        )
+      case "allPending":
+        return Effect.sync(() => allPendingUnsafe(job.txn))
+      case "finalize":
+        return Effect.andThen(Effect.sync(() => allPendingUnsafe(job.txn)), runFinalization(job.txn))
     }
   })
 
@@ -71,39 +67,17 @@ const allPendingUnsafe = (txn: TxnState): void => {
  */
 export const cancelCompletedMember = (job: JobRecord): Effect.Effect<void> =>
   Effect.flatMap(
-    Effect.tx(Effect.gen(function*() {
-      const phase = yield* TxRef.get(job.txn.phase)
-      if (phase === "running" || phase === "pending") {
-        yield* TxRef.set(job.txn.phase, "aborting")
-        return "abort" as const
-      }
-      if (phase === "finalizing") {
-        // The finalizing fiber sees the phase after its current prepare and aborts.
-        yield* TxRef.set(job.txn.phase, "aborting")
-        return "mark" as const
-      }
-      return "ignore" as const
+    Effect.tx(TxRef.modify(job.txn.phase, (phase): ["abort" | "mark" | "ignore", TxnPhase] => {
+      if (phase === "running" || phase === "pending") return ["abort", "aborting"]
+      // The finalizing fiber sees the phase after its current prepare and aborts.
+      if (phase === "finalizing") return ["mark", "aborting"]
+      return ["ignore", phase]
     })),
     (decision) => {
       if (decision === "ignore") return Effect.void
       markCancelled(job, true)
       return decision === "abort" ? abortTxn(job.txn, job) : Effect.void
     }
-  )
-
-const settle = (txn: TxnState, phase: TxnPhase & ("committed" | "aborted")): Effect.Effect<void> =>
-  Effect.andThen(
-    TxRef.set(txn.phase, phase),
-    Effect.sync(() => {
-      Deferred.doneUnsafe(
-        txn.settled,
-        Exit.succeed(
-          phase === "committed"
-            ? { _tag: "Committed" as const }
-            : { _tag: "Aborted" as const, error: txn.firstError ?? "Operation canceled" }
-        )
-      )
-    })
   )
 
 /**
@@ -123,32 +97,36 @@ export const abortTxn = (txn: TxnState, cause: JobRecord): Effect.Effect<void> =
     for (const member of txn.members) {
       if (member.status === "concluded" || member.status === "null") continue
       if (!member.started) yield* Effect.sync(() => settleOutcomeUnsafe(member))
-      yield* member.awaitCompleted
+      yield* member.awaitCompleted()
       yield* finalizeJob(member)
     }
-    yield* settle(txn, "aborted")
+    txn.settleUnsafe({ _tag: "Aborted", error: txn.firstError ?? "Operation canceled" })
   }).pipe(Effect.uninterruptible)
 
 /**
- * Finalizes a transaction whose members all succeeded: every `prepare` (creation
- * order) before any `commit`; a failing prepare, or a hard cancel arriving
- * meanwhile, aborts every member. A second caller waits for the first.
+ * The `finalize` verb: finalizes the transaction of a PENDING member. A second
+ * caller waits for the first.
  */
 export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.tx(TxRef.modify(txn.phase, (phase): ["go" | "wait" | "none", TxnPhase] => {
+      if (phase === "pending") return ["go", "finalizing"]
+      return [phase === "finalizing" || phase === "committing" ? "wait" : "none", phase]
+    })),
+    (start) => start === "go" ? runFinalization(txn) : start === "wait" ? Effect.asVoid(txn.awaitSettled()) : Effect.void
+  )
+
+/**
+ * Finalization of a transaction whose members all succeeded (phase `finalizing`):
+ * every `prepare` (creation order) before any `commit`; a failing prepare, or a
+ * hard cancel arriving meanwhile, aborts every member.
+ */
+const runFinalization = (txn: TxnState): Effect.Effect<void> =>
   Effect.gen(function*() {
-    const start = yield* Effect.tx(Effect.gen(function*() {
-      const phase = yield* TxRef.get(txn.phase)
-      if (phase === "pending") {
-        yield* TxRef.set(txn.phase, "finalizing")
-        return "go" as const
-      }
-      return phase === "finalizing" || phase === "committing" ? "wait" as const : "none" as const
-    }))
-    if (start === "wait") return yield* Effect.asVoid(Deferred.await(txn.settled))
-    if (start === "none") return
     let failing: JobRecord | undefined
     for (const member of txn.members) {
-      if ((yield* TxRef.get(txn.phase)) !== "finalizing") break
+      // A snapshot is enough here: the commit decision below re-reads the phase in a transaction.
+      if (txn.phase.value !== "finalizing") break
       const prepare = member.callbacks?.prepare
       if (prepare === undefined || member.error !== undefined || member.isCancelled) continue
       const exit = yield* Effect.exit(prepare)
@@ -158,17 +136,13 @@ export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
         break
       }
     }
-    const commit = yield* Effect.tx(Effect.gen(function*() {
-      if (failing === undefined && (yield* TxRef.get(txn.phase)) === "finalizing") {
-        yield* TxRef.set(txn.phase, "committing")
-        return true
-      }
-      yield* TxRef.set(txn.phase, "aborting")
-      return false
-    }))
+    const commit = yield* Effect.tx(TxRef.modify(txn.phase, (phase): [boolean, TxnPhase] =>
+      failing === undefined && phase === "finalizing" ? [true, "committing"] : [false, "aborting"]
+    ))
     if (commit) {
       for (const member of txn.members) yield* finalizeJob(member)
-      return yield* settle(txn, "committed")
+      txn.settleUnsafe({ _tag: "Committed" })
+      return
     }
     const cause = failing ?? txn.members.find((m) => m.isCancelled) ?? txn.members[0]!
     if (failing !== undefined) yield* Effect.sync(() => settleOutcomeUnsafe(failing))

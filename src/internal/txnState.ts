@@ -5,7 +5,7 @@
  * are each decided exactly once, whatever finishes at the same moment.
  * @internal
  */
-import { Deferred, TxRef } from "effect"
+import { Deferred, Effect, Exit, TxRef } from "effect"
 import type { JobRecord } from "./jobRecord.ts"
 
 /**
@@ -26,7 +26,9 @@ export class TxnState {
   manualFinalize = 0
   /** The error of the member whose failure aborted the transaction. */
   firstError: string | undefined = undefined
-  readonly settled: Deferred.Deferred<TxnOutcome> = Deferred.makeUnsafe<TxnOutcome>()
+  /** Set once, when every member has concluded. */
+  outcome: TxnOutcome | undefined = undefined
+  private settledWaiters: Deferred.Deferred<TxnOutcome> | undefined = undefined
 
   /** Created by the user (not a job's private one-job transaction). */
   readonly explicit: boolean
@@ -40,5 +42,25 @@ export class TxnState {
     this.remaining.value = this.remaining.value + 1
     this.remaining.version++
     if (!job.autoFinalize) this.manualFinalize++
+  }
+
+  /** Waits until every member has concluded: committed, or aborted. */
+  awaitSettled(): Effect.Effect<TxnOutcome> {
+    return Effect.suspend(() => {
+      if (this.outcome !== undefined) return Effect.succeed(this.outcome)
+      return Deferred.await(this.settledWaiters ??= Deferred.makeUnsafe<TxnOutcome>())
+    })
+  }
+
+  /**
+   * Records the final phase and outcome. The phase is written outside `Effect.tx`
+   * (with its version bumped, so a transaction that read it reruns): no decision
+   * waits for a terminal phase, and this saves a transaction per job.
+   */
+  settleUnsafe(outcome: TxnOutcome): void {
+    this.phase.value = outcome._tag === "Committed" ? "committed" : "aborted"
+    this.phase.version++
+    this.outcome = outcome
+    if (this.settledWaiters !== undefined) Deferred.doneUnsafe(this.settledWaiters, Exit.succeed(outcome))
   }
 }

@@ -1,0 +1,72 @@
+/**
+ * The `JobHandle` a driver gets: a thin view over the job's record. Only the
+ * pause point is built up front (drivers call it in every loop); the rest is
+ * made on use, which keeps a parked job small.
+ * @internal
+ */
+import { type Duration, Effect } from "effect"
+import type { JobHandle } from "../JobHandle.ts"
+import type { JobStatus } from "../JobStatus.ts"
+import type { JobRecord } from "./jobRecord.ts"
+import { enterUnsafe, makePausePoint, makeSleep, makeYield } from "./pausing.ts"
+
+export class JobHandleImpl implements JobHandle {
+  readonly job: JobRecord
+  readonly pausePoint: Effect.Effect<void>
+  private yieldEffect: Effect.Effect<void> | undefined = undefined
+  private sleepFn: ((duration: Duration.Input) => Effect.Effect<void>) | undefined = undefined
+
+  constructor(job: JobRecord) {
+    this.job = job
+    this.pausePoint = makePausePoint(job)
+  }
+
+  get id(): string | undefined {
+    return this.job.id
+  }
+  get type(): string {
+    return this.job.type
+  }
+  get yield(): Effect.Effect<void> {
+    return (this.yieldEffect ??= makeYield(this.job, this.pausePoint))
+  }
+  sleep(duration: Duration.Input): Effect.Effect<void> {
+    return (this.sleepFn ??= makeSleep(this.job, this.pausePoint))(duration)
+  }
+  get enter(): Effect.Effect<void> {
+    return Effect.sync(() => enterUnsafe(this.job))
+  }
+  get isCancelled(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.job.isCancelled)
+  }
+  get cancelRequested(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.job.cancelRequested)
+  }
+  get status(): Effect.Effect<JobStatus> {
+    return Effect.sync(() => this.job.status)
+  }
+  get speed(): Effect.Effect<number> {
+    return Effect.sync(() => this.job.speed)
+  }
+  update(done: number): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.job.current += done
+    })
+  }
+  setRemaining(remaining: number): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.job.total = this.job.current + remaining
+    })
+  }
+  increaseRemaining(delta: number): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.job.total += delta
+    })
+  }
+  get transitionToReady(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const job = this.job
+      job.transition("ready", (id) => ({ _tag: "Ready", ...job.progressPayload(id) }))
+    })
+  }
+}
