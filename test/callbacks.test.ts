@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { TestClock } from "effect/testing"
 import { Jobs } from "../src/Jobs.ts"
+import * as JobTxn from "../src/JobTxn.ts"
 import * as Testing from "../src/testing.ts"
 import { recordEvents } from "./helpers/eventRecorder.ts"
 
@@ -195,4 +196,26 @@ describe("failing callbacks", () => {
         }).pipe(Effect.provide(Testing.layer)))
     }
   }
+
+  describe("failing cancel callback of a job whose run has returned", () => {
+  it.effect("a failing cancel callback on a waiting job fails it with the callback's error", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const txn = yield* JobTxn.make
+      const a = yield* jobs.create({
+        type: "test",
+        id: "a",
+        txn,
+        params: { iterations: 1, wait: "yield", softCancel: true, fail: ["cancel"] }
+      })
+      yield* jobs.create({ type: "test", id: "b", txn, params: { iterations: 5, wait: "yield" } })
+      yield* jobs.start("a")
+      yield* jobs.start("b")
+      yield* jobs.enter("a") // a's run returns; b keeps the transaction running
+      assert.strictEqual(a.status, "waiting")
+      yield* jobs.cancel("a")
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(a), { _tag: "Failed", error: "test job: cancel failed" })
+      assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Aborted", error: "test job: cancel failed" })
+    }).pipe(Effect.provide(Testing.layer)))
+  })
 })

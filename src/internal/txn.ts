@@ -75,6 +75,8 @@ export const cancelCompletedMember = (job: JobRecord): Effect.Effect<void> =>
     })),
     (decision) => {
       if (decision === "ignore") return Effect.void
+      // A failing `cancel` callback fails the job: its error, not `Operation canceled`.
+      if (job.callbackFailure !== undefined) job.recordError(job.callbackFailure.message)
       markCancelled(job, true)
       return decision === "abort" ? abortTxn(job.txn, job) : Effect.void
     }
