@@ -1,0 +1,62 @@
+/**
+ * The effect-jobs benchmark suite. Prints one JSON object to stdout (progress
+ * goes to stderr): every figure with its baseline measured in the same process,
+ * and their ratio.
+ *
+ *   node bench/run.ts           full run (about a minute on two cores)
+ *   node bench/run.ts --quick   a tenth of the work, to check that it runs
+ */
+import { Effect } from "effect"
+import { createRequire } from "node:module"
+import { arch, cpus, loadavg, platform } from "node:os"
+import { lifecycle } from "./lifecycle.ts"
+import { latency } from "./latency.ts"
+import { elapsedNs, now, progress, round } from "./measure.ts"
+import { memory } from "./memory.ts"
+import { pausePoint } from "./pausePoint.ts"
+
+const quick = process.argv.includes("--quick")
+const scale = (n: number) => (quick ? Math.max(1, Math.round(n / 10)) : n)
+
+const effectVersion = (createRequire(import.meta.url)("effect/package.json") as { version: string }).version
+
+const suite = Effect.gen(function*() {
+  const startedAt = new Date()
+  const loadBefore = loadavg()[0]!
+  const start = now()
+  progress(`effect-jobs benchmarks${quick ? " (--quick)" : ""}, node ${process.version}`)
+  const lifecycleFigures = yield* lifecycle({
+    jobs: scale(100_000),
+    batch: 1_000,
+    rounds: 3,
+    warmupJobs: scale(10_000)
+  })
+  const pausePointFigures = yield* pausePoint({
+    iterations: scale(10_000_000),
+    repetitions: 3,
+    warmupIterations: scale(1_000_000)
+  })
+  const latencyFigures = yield* latency({ samples: scale(1_000), warmup: scale(100) })
+  const memoryFigures = yield* memory({ jobs: scale(100_000) })
+  const cpu = cpus()
+  return {
+    suite: "effect-jobs",
+    timestamp: startedAt.toISOString(),
+    quick,
+    node: process.version,
+    v8: process.versions.v8,
+    effect: effectVersion,
+    platform: `${platform()} ${arch()}`,
+    cpu: { model: cpu[0]?.model ?? "unknown", cores: cpu.length },
+    runtimeSeconds: round(elapsedNs(start) / 1e9, 1),
+    /** The machine's 1-minute load average before and after the run: other work skews the figures. */
+    loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) },
+    lifecycle: lifecycleFigures,
+    pausePoint: pausePointFigures,
+    latency: latencyFigures,
+    memory: memoryFigures
+  }
+})
+
+const report = await Effect.runPromise(suite)
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
