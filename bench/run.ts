@@ -14,6 +14,7 @@ import { latency } from "./latency.ts"
 import { elapsedNs, now, progress, round } from "./measure.ts"
 import { memory } from "./memory.ts"
 import { pausePoint } from "./pausePoint.ts"
+import { transactions } from "./transactions.ts"
 
 const quick = process.argv.includes("--quick")
 const scale = (n: number) => (quick ? Math.max(1, Math.round(n / 10)) : n)
@@ -38,6 +39,10 @@ const suite = Effect.gen(function*() {
   })
   const latencyFigures = yield* latency({ samples: scale(1_000), warmup: scale(100) })
   const memoryFigures = yield* memory({ jobs: scale(100_000) })
+  const transactionFigures = yield* transactions({
+    sizes: [scale(1_000), scale(10_000), scale(100_000)],
+    abortSize: scale(10_000)
+  })
   const cpu = cpus()
   return {
     suite: "effect-jobs",
@@ -54,7 +59,8 @@ const suite = Effect.gen(function*() {
     lifecycle: lifecycleFigures,
     pausePoint: pausePointFigures,
     latency: latencyFigures,
-    memory: memoryFigures
+    memory: memoryFigures,
+    transactions: transactionFigures
   }
 })
 
