@@ -152,7 +152,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
         const refusal = options.id !== undefined && engine.byId.has(options.id)
           ? new JobIdInUse({ id: options.id })
-          : txn.phase.value !== "running"
+          : txn.currentPhase !== "running"
           ? new TxnClosed({ id: job.label })
           : undefined
         if (refusal !== undefined) {
@@ -279,13 +279,13 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         Effect.acquireRelease(
           Effect.sync(() => {
             const key = {}
-            job.holds.set(key, reason)
+            ;(job.holds ??= new Map()).set(key, reason)
             pauseUnsafe(job)
             return key
           }),
           (key) =>
             Effect.sync(() => {
-              if (job.holds.delete(key)) resumeUnsafe(job)
+              if (job.holds?.delete(key)) resumeUnsafe(job)
             })
         )).pipe(Effect.asVoid)
 

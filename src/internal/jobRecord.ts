@@ -42,7 +42,8 @@ export class JobRecord implements Job {
   /** Parked at a pause point, or not started yet. */
   paused = true
   userPaused = false
-  readonly holds = new Map<object, string>()
+  /** Pause holds by key (made on first use: most jobs never have one). */
+  holds: Map<object, string> | undefined = undefined
   busy = false
   started = false
   /** `run` has returned (QEMU: deferred_to_main_loop); verbs that act on a running job no longer apply. */
@@ -108,7 +109,7 @@ export class JobRecord implements Job {
     MutableRef.set(this.pauseCountRef.ref, n)
   }
   get pauseHolds(): ReadonlyArray<string> {
-    return Array.from(this.holds.values())
+    return this.holds === undefined ? [] : Array.from(this.holds.values())
   }
   get progress() {
     return { current: this.current, total: this.total }

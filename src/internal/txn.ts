@@ -128,7 +128,7 @@ const runFinalization = (txn: TxnState): Effect.Effect<void> =>
     let failing: JobRecord | undefined
     for (const member of txn.members) {
       // A snapshot is enough here: the commit decision below re-reads the phase in a transaction.
-      if (txn.phase.value !== "finalizing") break
+      if (txn.currentPhase !== "finalizing") break
       const prepare = member.callbacks?.prepare
       if (prepare === undefined || member.error !== undefined || member.isCancelled) continue
       const exit = yield* Effect.exit(prepare)

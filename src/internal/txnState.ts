@@ -19,9 +19,9 @@ export type TxnOutcome = { readonly _tag: "Committed" } | { readonly _tag: "Abor
 export class TxnState {
   /** In creation order; members join only when they are created. */
   readonly members: Array<JobRecord> = []
-  /** Members whose `run` has not returned yet. */
-  readonly remaining: TxRef.TxRef<number> = TxRef.makeUnsafe(0)
-  readonly phase: TxRef.TxRef<TxnPhase> = TxRef.makeUnsafe<TxnPhase>("running")
+  private remainingRef: TxRef.TxRef<number> | undefined = undefined
+  private phaseRef: TxRef.TxRef<TxnPhase> | undefined = undefined
+  private joined = 0
   /** Members created with manual finalize: while any exists, the transaction waits in PENDING. */
   manualFinalize = 0
   /** The error of the member whose failure aborted the transaction. */
@@ -36,11 +36,33 @@ export class TxnState {
     this.explicit = explicit
   }
 
+  /**
+   * Members whose `run` has not returned yet. The refs are made when first read,
+   * which is when the first member finishes: a transaction whose jobs are still
+   * running (or parked) costs no `TxRef`s.
+   */
+  get remaining(): TxRef.TxRef<number> {
+    return (this.remainingRef ??= TxRef.makeUnsafe(this.joined))
+  }
+
+  get phase(): TxRef.TxRef<TxnPhase> {
+    return (this.phaseRef ??= TxRef.makeUnsafe<TxnPhase>("running"))
+  }
+
+  /** The phase, read without a transaction (a snapshot). */
+  get currentPhase(): TxnPhase {
+    return this.phaseRef === undefined ? "running" : this.phaseRef.value
+  }
+
   join(job: JobRecord): void {
     this.members.push(job)
-    // Members join at creation, before any of them can finish: no decision reads this yet.
-    this.remaining.value = this.remaining.value + 1
-    this.remaining.version++
+    this.joined++
+    if (this.remainingRef !== undefined) {
+      // Members join at creation, before any of them can finish; the version bump
+      // makes any transaction that read the old count run again.
+      this.remainingRef.value = this.remainingRef.value + 1
+      this.remainingRef.version++
+    }
     if (!job.autoFinalize) this.manualFinalize++
   }
 
@@ -58,8 +80,9 @@ export class TxnState {
    * waits for a terminal phase, and this saves a transaction per job.
    */
   settleUnsafe(outcome: TxnOutcome): void {
-    this.phase.value = outcome._tag === "Committed" ? "committed" : "aborted"
-    this.phase.version++
+    const phase = this.phase
+    phase.value = outcome._tag === "Committed" ? "committed" : "aborted"
+    phase.version++
     this.outcome = outcome
     if (this.settledWaiters !== undefined) Deferred.doneUnsafe(this.settledWaiters, Exit.succeed(outcome))
   }
