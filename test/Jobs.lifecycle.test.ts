@@ -47,6 +47,38 @@ describe("force cancel", () => {
       assert.deepStrictEqual(log.of("j").slice(1, 4), ["run", "pause", "resume"])
     }).pipe(Effect.scoped, Effect.provide(Testing.layer)))
 
+  it.effect("a force cancel of a user-paused job stops it: the job never runs on to its end first", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const log = yield* Testing.CallbackLog
+      // Un-parked, this job would finish at once (its last wait is behind it).
+      const job = yield* jobs.run({ type: "test", id: "j", params: { iterations: 1, wait: "yield" } })
+      yield* jobs.pause(job)
+      yield* jobs.awaitStatus(job, "paused")
+      yield* jobs.cancel(job, { force: true })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Cancelled" })
+      assert.deepStrictEqual(log.of("j").filter((c) => c === "commit" || c === "abort"), ["abort"])
+      assert.strictEqual(job.progress.current, 0)
+    }).pipe(Effect.provide(Testing.layer)))
+
+  it.effect("a soft cancel of a user-paused job wakes it with its cancel flag set", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const job = yield* jobs.run({
+        type: "test",
+        id: "j",
+        manualFinalize: true,
+        params: { iterations: 3, wait: "yield", softCancelAlways: true }
+      })
+      yield* jobs.pause(job)
+      yield* jobs.awaitStatus(job, "paused")
+      yield* jobs.cancel(job)
+      // The test driver stops its loop when a cancel was requested, and succeeds.
+      assert.strictEqual(job.status, "pending")
+      assert.strictEqual(job.progress.current, 1)
+      assert.isTrue(job.cancelRequested)
+    }).pipe(Effect.provide(Testing.layer)))
+
   it.effect("a force cancel arriving before the job's fiber runs is honoured", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs

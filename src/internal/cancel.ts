@@ -8,11 +8,10 @@
  * @internal
  */
 import { Effect } from "effect"
-import { requestCancel } from "./cancelRequest.ts"
+import { requestCancel, wakeForCancelUnsafe } from "./cancelRequest.ts"
 import { completeUnstarted } from "./completion.ts"
 import { dismiss } from "./conclude.ts"
 import type { JobRecord } from "./jobRecord.ts"
-import { enterUnsafe } from "./pausing.ts"
 import { cancelCompletedMember } from "./txn.ts"
 
 export const cancelJob = (job: JobRecord, force: boolean): Effect.Effect<void> =>
@@ -28,7 +27,7 @@ export const cancelJob = (job: JobRecord, force: boolean): Effect.Effect<void> =
           return hard || job.callbackFailure !== undefined ? cancelCompletedMember(job) : Effect.void
         }
         if (hard) job.runFiber?.interruptUnsafe()
-        else enterUnsafe(job)
+        else wakeForCancelUnsafe(job)
         return Effect.void
       }))
   })

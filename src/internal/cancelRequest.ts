@@ -1,13 +1,14 @@
 /**
  * Recording a cancel request (QEMU: job_cancel_async): the driver decides what
  * the cancel means, a user pause is lifted, and the job's flags are set. What
- * follows (waking, interrupting, completing) is the caller's business.
+ * follows (waking, interrupting, completing) is the caller's business. Also the
+ * `resume` verb's lifting of the user pause.
  * @internal
  */
-import { Effect } from "effect"
+import { Deferred, Effect, Exit } from "effect"
 import { onBehalf } from "./callbackFailure.ts"
 import type { JobRecord } from "./jobRecord.ts"
-import { resumeUnsafe } from "./pausing.ts"
+import { enterUnsafe, resumeUnsafe } from "./pausing.ts"
 
 /** Lifts the user's pause, calling the driver's `userResume` first. */
 export const liftUserPause = (job: JobRecord): Effect.Effect<void> => {
@@ -30,10 +31,14 @@ export const markCancelled = (job: JobRecord, hard: boolean): void => {
 
 /**
  * Asks the driver what `force` becomes (without a `cancel` callback every cancel
- * is hard), lifts a user pause, then records the request and returns whether it
- * is hard. For a job whose `run` has returned the flags are left to the caller:
- * a soft request is ignored there, and a hard one first needs the transaction's
- * consent (a committing transaction can no longer abort) unless `returned` is "mark".
+ * is hard), calls `userResume` if the user had paused the job, then — in one
+ * step — drops the user's pause request without waking the job and records the
+ * cancel. Returns whether it is hard; waking (soft) or interrupting (hard) is the
+ * caller's business, so the job never runs on before its flags are set.
+ *
+ * For a job whose `run` has returned the flags are left to the caller: a soft
+ * request is ignored there, and a hard one first needs the transaction's consent
+ * (a committing transaction can no longer abort) unless `returned` is "mark".
  */
 export const requestCancel = (
   job: JobRecord,
@@ -41,15 +46,31 @@ export const requestCancel = (
   returned: "leave" | "mark" = "leave"
 ): Effect.Effect<boolean> => {
   const cancel = job.callbacks?.cancel
+  const userResume = job.callbacks?.userResume
   const decide = cancel === undefined
     ? Effect.succeed(true)
     : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
   return Effect.flatMap(decide, (hard) =>
     Effect.andThen(
-      job.userPaused ? liftUserPause(job) : Effect.void,
+      job.userPaused && userResume !== undefined ? onBehalf(job, "userResume", userResume, undefined) : Effect.void,
       Effect.sync(() => {
+        if (job.userPaused && job.pauseCount > 0) {
+          job.userPaused = false
+          job.pauseCount = job.pauseCount - 1
+        }
         if (!job.runReturned || (hard && returned === "mark")) markCancelled(job, hard)
         return hard
       })
     ))
+}
+
+/** Wakes a soft-cancelled job: from its pause point if nothing else holds it there, else from a yield or sleep. */
+export const wakeForCancelUnsafe = (job: JobRecord): void => {
+  if (job.pauseCount === 0 && job.unpark !== undefined) {
+    const unpark = job.unpark
+    job.unpark = undefined
+    Deferred.doneUnsafe(unpark, Exit.void)
+  } else {
+    enterUnsafe(job)
+  }
 }
