@@ -11,6 +11,7 @@
  */
 import type { Duration, Effect } from "effect"
 import type { JobStatus } from "./JobStatus.ts"
+import type { JobTxn } from "./JobTxn.ts"
 
 /**
  * @since 0.1.0
@@ -19,6 +20,13 @@ import type { JobStatus } from "./JobStatus.ts"
 export interface JobHandle {
   readonly id: string | undefined
   readonly type: string
+  /**
+   * The job's transaction (a private one-job transaction when none was given).
+   * Drivers whose commits must be coordinated across members (e.g. one journal
+   * for several renames) key their shared state by it; every member's `prepare`
+   * runs before any member's `commit`.
+   */
+  readonly txn: JobTxn
   /**
    * Parks the job here while a pause is requested (RUNNING → PAUSED or READY →
    * STANDBY), around the driver's `pause`/`resume` callbacks. Costs one check when

@@ -70,6 +70,12 @@ export interface CreateOptions {
 export interface JobsService {
   /** Registers a driver; its requirements are captured now. */
   readonly register: <P, E, R>(driver: JobDriver<P, E, R>) => Effect.Effect<void, DriverAlreadyRegistered, R>
+  /**
+   * Checks what `create` checks before it builds anything — the id rules, the
+   * type, the parameters — without creating a job. For all-or-nothing batches
+   * (e.g. a QMP `transaction`): validate every job, then create them.
+   */
+  readonly validate: (options: CreateOptions) => Effect.Effect<void, CreateError>
   /** Creates a job in CREATED. It does not run until `start`. */
   readonly create: (options: CreateOptions) => Effect.Effect<Job, CreateError>
   /** CREATED → RUNNING: the job's fiber starts and runs until its first wait. */

@@ -85,6 +85,19 @@ describe("create (spec §3.2, §8.1 ids)", () => {
       assert.strictEqual(ok.status, "created")
     }).pipe(Effect.provide(Testing.layer)))
 
+  it.effect("validate checks like create, and creates nothing", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      yield* jobs.validate({ type: "test", id: "ok", params: { iterations: 2 } })
+      const bad = failureOf(yield* Effect.exit(jobs.validate({ type: "test", id: "ok", params: { iterations: 1.5 } })))
+      assert.strictEqual(bad._tag, "InvalidParameters")
+      assert.strictEqual(failureOf(yield* Effect.exit(jobs.validate({ type: "test", id: "0" })))._tag, "InvalidJobId")
+      assert.strictEqual(failureOf(yield* Effect.exit(jobs.validate({ type: "x", id: "a" })))._tag, "UnknownJobType")
+      assert.deepStrictEqual(yield* jobs.list, [])
+      yield* jobs.create({ type: "test", id: "ok" })
+      assert.strictEqual(failureOf(yield* Effect.exit(jobs.validate({ type: "test", id: "ok" })))._tag, "JobIdInUse")
+    }).pipe(Effect.provide(Testing.layer)))
+
   it.effect("lookup is by id among jobs that have one; list is in creation order", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs

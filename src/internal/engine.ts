@@ -116,20 +116,28 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       return undefined
     }
 
-    const create = (options: CreateOptions): Effect.Effect<Job, CreateError> =>
-      Effect.suspend((): Effect.Effect<Job, CreateError> => {
+    /** Everything `create` checks before building the job; the decoded parameters. */
+    const check = (options: CreateOptions): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
+      Effect.suspend((): Effect.Effect<[RegisteredDriver, unknown], CreateError> => {
         const invalid = idRuleViolation(options)
         if (invalid !== undefined) return Effect.fail(invalid)
+        const txn = options.txn as TxnState | undefined
+        if (txn !== undefined && txn.currentPhase !== "running") {
+          return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
+        }
         const driver = drivers.get(options.type)
         if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
-        return Effect.flatMap(
+        return Effect.map(
           Effect.mapError(
             driver.decode(options.params ?? {}),
             (e) => new InvalidParameters({ type: options.type, detail: e.message })
           ),
-          (params) => setUp(options, driver, params)
+          (params) => [driver, params]
         )
       })
+
+    const create = (options: CreateOptions): Effect.Effect<Job, CreateError> =>
+      Effect.flatMap(check(options), ([driver, params]) => setUp(options, driver, params))
 
     /** The driver builds the job's callbacks before anyone can see the job: no verb meets a half-built one. */
     const setUp = (
@@ -337,6 +345,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
 
     const service: JobsService = {
       register,
+      validate: (options) => Effect.asVoid(check(options)),
       create,
       start,
       run: (options) => Effect.tap(create(options), (job) => Effect.orDie(start(job))),

@@ -7,6 +7,7 @@
 import { type Duration, Effect } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
 import type { JobStatus } from "../JobStatus.ts"
+import type { JobTxn } from "../JobTxn.ts"
 import type { JobRecord } from "./jobRecord.ts"
 import { enterUnsafe, makePausePoint, makeSleep, makeYield } from "./pausing.ts"
 
@@ -26,6 +27,9 @@ export class JobHandleImpl implements JobHandle {
   }
   get type(): string {
     return this.job.type
+  }
+  get txn(): JobTxn {
+    return this.job.txn
   }
   get yield(): Effect.Effect<void> {
     return (this.yieldEffect ??= makeYield(this.job, this.pausePoint))
