@@ -291,6 +291,7 @@ export type CreateError =
   | InvalidParameters
   | JobSetupFailed
   | TxnClosed
+  | EngineClosing
 
 /**
  * `start` of a job that is not in CREATED.
@@ -332,5 +333,17 @@ export class DriverAlreadyRegistered extends Schema.TaggedError<DriverAlreadyReg
 export class TxnClosed extends Schema.TaggedError<TxnClosed>()("TxnClosed", { id: Schema.String }) {
   override get message() {
     return `Job '${this.id}' cannot join a transaction whose members have already finished`
+  }
+}
+
+/**
+ * The `Jobs` layer is closing: no job may be created or started any more.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EngineClosing extends Schema.TaggedError<EngineClosing>()("EngineClosing", {}) {
+  override get message() {
+    return "The job engine is shutting down"
   }
 }

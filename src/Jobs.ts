@@ -18,6 +18,7 @@ import type {
   ChangeNotSupported,
   CreateError,
   DriverAlreadyRegistered,
+  EngineClosing,
   EventsOverflow,
   JobAlreadyPaused,
   JobAlreadyStarted,
@@ -79,7 +80,7 @@ export interface JobsService {
   /** Creates a job in CREATED. It does not run until `start`. */
   readonly create: (options: CreateOptions) => Effect.Effect<Job, CreateError>
   /** CREATED → RUNNING: the job's fiber starts and runs until its first wait. */
-  readonly start: (job: JobRef) => Effect.Effect<void, JobNotFound | JobAlreadyStarted>
+  readonly start: (job: JobRef) => Effect.Effect<void, JobNotFound | JobAlreadyStarted | EngineClosing>
   /** `create` then `start`. */
   readonly run: (options: CreateOptions) => Effect.Effect<Job, CreateError>
   readonly get: (id: string) => Effect.Effect<Job, JobNotFound>

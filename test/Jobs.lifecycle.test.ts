@@ -332,6 +332,38 @@ describe("closing the Jobs layer", () => {
     }).pipe(Effect.provide(Testing.CallbackLog.layer)))
 })
 
+describe("closing the Jobs layer, new work", () => {
+  it.effect("creating or starting a job while the layer closes fails with EngineClosing", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      yield* Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const created = yield* jobs.create({ type: "test", id: "late-start" })
+        const driver = JobDriver.make({
+          type: "reentrant",
+          params: Schema.Struct({}),
+          make: (_params, job) =>
+            Effect.succeed({
+              run: Effect.forever(job.sleep("1 hour")),
+              // Runs while the layer force-cancels everything.
+              abort: Effect.gen(function*() {
+                const create = yield* Effect.exit(Effect.asVoid(jobs.create({ type: "test", id: "too-late" })))
+                const start = yield* Effect.exit(jobs.start(created))
+                for (const exit of [create, start] as Array<Exit.Exit<void, { readonly message: string }>>) {
+                  if (Exit.isFailure(exit) && exit.cause.reasons[0]?._tag === "Fail") {
+                    seen.push(exit.cause.reasons[0].error.message)
+                  }
+                }
+              })
+            })
+        })
+        yield* jobs.register(driver)
+        yield* jobs.run({ type: "reentrant", id: "r" })
+      }).pipe(Effect.provide(Testing.layer))
+      assert.deepStrictEqual(seen, ["The job engine is shutting down", "The job engine is shutting down"])
+    }))
+})
+
 class Greeting extends Context.Service<Greeting, { readonly text: string }>()("test/Greeting") {}
 
 describe("drivers", () => {

@@ -11,6 +11,7 @@ import {
   CannotComplete,
   ChangeNotSupported,
   DriverAlreadyRegistered,
+  EngineClosing,
   InternalJobWithId,
   InvalidJobId,
   InvalidParameters,
@@ -119,6 +120,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
     /** Everything `create` checks before building the job; the decoded parameters. */
     const check = (options: CreateOptions): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
       Effect.suspend((): Effect.Effect<[RegisteredDriver, unknown], CreateError> => {
+        if (engine.closing) return Effect.fail(new EngineClosing())
         const invalid = idRuleViolation(options)
         if (invalid !== undefined) return Effect.fail(invalid)
         const txn = options.txn as TxnState | undefined
@@ -144,7 +146,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       options: CreateOptions,
       driver: RegisteredDriver,
       params: unknown
-    ): Effect.Effect<Job, JobIdInUse | TxnClosed | JobSetupFailed> => {
+    ): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
       const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
       const job = new JobRecord(
         engine,
@@ -156,9 +158,11 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         txn
       )
       job.handle = new JobHandleImpl(job)
-      return Effect.flatMap(Effect.exit(driver.make(params, job.handle)), (made): Effect.Effect<Job, JobIdInUse | TxnClosed | JobSetupFailed> => {
+      return Effect.flatMap(Effect.exit(driver.make(params, job.handle)), (made): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
         // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
-        const refusal = options.id !== undefined && engine.byId.has(options.id)
+        const refusal = engine.closing
+          ? new EngineClosing()
+          : options.id !== undefined && engine.byId.has(options.id)
           ? new JobIdInUse({ id: options.id })
           : txn.currentPhase !== "running"
           ? new TxnClosed({ id: job.label })
@@ -186,7 +190,8 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
 
     const start = (ref: JobRef) =>
       Effect.flatMap(lookup(ref), (job) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<void, JobAlreadyStarted | EngineClosing> => {
+          if (engine.closing) return Effect.fail(new EngineClosing())
           if (job.started || job.status !== "created") {
             return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))
           }
@@ -348,7 +353,10 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       validate: (options) => Effect.asVoid(check(options)),
       create,
       start,
-      run: (options) => Effect.tap(create(options), (job) => Effect.orDie(start(job))),
+      run: (options) =>
+        Effect.tap(create(options), (job) =>
+          // Just created: only a closing engine can refuse to start it.
+          Effect.catchTags(start(job), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die })),
       get: (id) => lookup(id),
       list: Effect.sync(() => {
         const rows: Array<JobInfo> = []
