@@ -52,7 +52,12 @@ export const requestCancel = (
     : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
   return Effect.flatMap(decide, (hard) =>
     Effect.andThen(
-      job.userPaused && userResume !== undefined ? onBehalf(job, "userResume", userResume, undefined) : Effect.void,
+      // A failing `cancel` callback may already have ended the job: nothing left to resume then.
+      Effect.suspend(() =>
+        job.userPaused && !job.runReturned && userResume !== undefined
+          ? onBehalf(job, "userResume", userResume, undefined)
+          : Effect.void
+      ),
       Effect.sync(() => {
         if (job.userPaused && job.pauseCount > 0) {
           job.userPaused = false

@@ -1,0 +1,164 @@
+/**
+ * Random scenarios for the property tests of the verbs: a few jobs of the test
+ * driver with random parameters (including callbacks that fail or die), then a
+ * random sequence of verbs, wake-ups, starts and clock moves, then an ending that
+ * cancels everything.
+ */
+import * as fc from "fast-check"
+import type { CallbackName, TestParams } from "../../src/testing.ts"
+
+/** How a step names its job: by id, or by the `Job` object `create` returned. */
+export type Via = "id" | "object"
+
+/** A job of the scenario (by its index, taken modulo the number of jobs), or an id nobody has. */
+export type Target =
+  | { readonly _tag: "Job"; readonly index: number; readonly via: Via }
+  | { readonly _tag: "Unknown"; readonly id: string }
+
+export type VerbCall =
+  | { readonly verb: "pause" }
+  | { readonly verb: "resume" }
+  | { readonly verb: "cancel"; readonly force: boolean }
+  | { readonly verb: "complete" }
+  | { readonly verb: "finalize" }
+  | { readonly verb: "dismiss" }
+  | { readonly verb: "setSpeed"; readonly speed: number }
+  | { readonly verb: "change" }
+
+export type Step =
+  | { readonly _tag: "Verb"; readonly call: VerbCall; readonly target: Target }
+  | { readonly _tag: "Enter"; readonly target: Target }
+  | { readonly _tag: "Start"; readonly target: Target }
+  | { readonly _tag: "Adjust"; readonly millis: number }
+  /** Lets the job fibers run without moving the clock (`Effect.yieldNow`, `times` times). */
+  | { readonly _tag: "Yield"; readonly times: number }
+
+export interface JobSpec {
+  readonly params: TestParams
+  readonly manualFinalize: boolean
+  readonly manualDismiss: boolean
+  /** Joins the scenario's one shared transaction instead of getting its own. */
+  readonly sharedTxn: boolean
+  /** Started right after creation; otherwise only a `Start` step starts it. */
+  readonly startAtOnce: boolean
+}
+
+/**
+ * - `cancelSync`: every job is force-cancelled with `cancelSync` (twice, as QEMU's
+ *   cancel-all visits a manual-dismiss job twice), then the `Jobs` scope closes;
+ * - `closeScope`: the `Jobs` scope just closes (its finalizer cancels everything).
+ */
+export type Ending = "cancelSync" | "closeScope"
+
+export interface Scenario {
+  readonly jobs: ReadonlyArray<JobSpec>
+  readonly steps: ReadonlyArray<Step>
+  readonly ending: Ending
+}
+
+/** The callbacks a test job may be told to fail or die in, apart from `make` (rarer: it fails the job early). */
+const failableCallbacks: ReadonlyArray<CallbackName> = [
+  "run",
+  "pause",
+  "resume",
+  "userResume",
+  "complete",
+  "prepare",
+  "commit",
+  "abort",
+  "clean",
+  "cancel",
+  "change",
+  "setSpeed",
+  "free"
+]
+
+const callbackList: fc.Arbitrary<ReadonlyArray<CallbackName>> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant([]) },
+  { weight: 6, arbitrary: fc.subarray([...failableCallbacks], { minLength: 1, maxLength: 2 }) },
+  { weight: 1, arbitrary: fc.constant<ReadonlyArray<CallbackName>>(["make"]) }
+)
+
+export const testParams: fc.Arbitrary<TestParams> = fc.record({
+  iterations: fc.integer({ min: 0, max: 5 }),
+  wait: fc.constantFrom("sleep" as const, "yield" as const),
+  sleepMillis: fc.integer({ min: 0, max: 50 }),
+  converge: fc.oneof({ weight: 2, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  softCancel: fc.boolean(),
+  completable: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  result: fc.oneof(
+    { weight: 4, arbitrary: fc.constant("succeed" as const) },
+    { weight: 1, arbitrary: fc.constant("fail" as const) },
+    { weight: 1, arbitrary: fc.constant("die" as const) }
+  ),
+  fail: callbackList,
+  die: callbackList
+})
+
+export const jobSpec: fc.Arbitrary<JobSpec> = fc.record({
+  params: testParams,
+  manualFinalize: fc.boolean(),
+  manualDismiss: fc.boolean(),
+  sharedTxn: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 2, arbitrary: fc.constant(true) }),
+  startAtOnce: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) })
+})
+
+export const target: fc.Arbitrary<Target> = fc.oneof(
+  {
+    weight: 12,
+    arbitrary: fc.record({
+      _tag: fc.constant("Job" as const),
+      index: fc.integer({ min: 0, max: 3 }),
+      via: fc.oneof({ weight: 4, arbitrary: fc.constant("id" as const) }, {
+        weight: 1,
+        arbitrary: fc.constant("object" as const)
+      })
+    })
+  },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Unknown" as const), id: fc.constantFrom("nope", "j9") }) }
+)
+
+export const speed: fc.Arbitrary<number> = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: -1000, max: -1 }),
+  fc.integer({ min: 1, max: 1000 })
+)
+
+export const verbCall: fc.Arbitrary<VerbCall> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({ verb: "pause" as const }) },
+  { weight: 3, arbitrary: fc.constant({ verb: "resume" as const }) },
+  { weight: 3, arbitrary: fc.record({ verb: fc.constant("cancel" as const), force: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.constant({ verb: "complete" as const }) },
+  { weight: 2, arbitrary: fc.constant({ verb: "finalize" as const }) },
+  { weight: 2, arbitrary: fc.constant({ verb: "dismiss" as const }) },
+  { weight: 2, arbitrary: fc.record({ verb: fc.constant("setSpeed" as const), speed }) },
+  { weight: 1, arbitrary: fc.constant({ verb: "change" as const }) }
+)
+
+export const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 10, arbitrary: fc.record({ _tag: fc.constant("Verb" as const), call: verbCall, target }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Enter" as const), target }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Start" as const), target }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      _tag: fc.constant("Adjust" as const),
+      millis: fc.oneof(
+        { weight: 1, arbitrary: fc.constant(0) },
+        { weight: 4, arbitrary: fc.integer({ min: 1, max: 30 }) },
+        { weight: 1, arbitrary: fc.integer({ min: 31, max: 250 }) }
+      )
+    })
+  },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Yield" as const), times: fc.integer({ min: 1, max: 3 }) }) }
+)
+
+export const scenario = (options: { readonly maxSteps: number }): fc.Arbitrary<Scenario> =>
+  fc.record({
+    jobs: fc.array(jobSpec, { minLength: 1, maxLength: 4 }),
+    steps: fc.array(step, { maxLength: options.maxSteps, size: "max" }),
+    ending: fc.constantFrom("cancelSync" as const, "closeScope" as const)
+  })
+
+/** The id of the scenario's i-th job. */
+export const jobId = (index: number): string => `j${index}`
