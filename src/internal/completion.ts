@@ -27,6 +27,8 @@ const errorOf = (job: JobRecord, exit: Exit.Exit<void, unknown>): string | undef
 const runReturnedUnsafe = (job: JobRecord, exit: Exit.Exit<void, unknown>): boolean => {
   job.runReturned = true
   job.runFiber = undefined
+  // Nothing of the job runs any more (QEMU clears `busy` in job_exit).
+  job.busy = false
   const error = errorOf(job, exit)
   if (error !== undefined) job.recordError(error)
   if (settleOutcomeUnsafe(job)) return true
