@@ -3,7 +3,8 @@
  * goes to stderr): every figure with its baseline measured in the same process,
  * and their ratio.
  *
- *   node bench/run.ts           full run (about a minute on two cores)
+ *   node bench/run.ts           full run (about two minutes on two cores; the file
+ *                               drivers need 2 GiB free under os.tmpdir())
  *   node bench/run.ts --quick   a tenth of the work, to check that it runs
  */
 import { Effect } from "effect"
@@ -11,9 +12,11 @@ import { createRequire } from "node:module"
 import { arch, cpus, loadavg, platform } from "node:os"
 import { lifecycle } from "./lifecycle.ts"
 import { latency } from "./latency.ts"
+import { fileDrivers } from "./fileDrivers.ts"
 import { elapsedNs, now, progress, round } from "./measure.ts"
 import { memory } from "./memory.ts"
 import { pausePoint } from "./pausePoint.ts"
+import { qmp } from "./qmp.ts"
 import { transactions } from "./transactions.ts"
 
 const quick = process.argv.includes("--quick")
@@ -43,6 +46,19 @@ const suite = Effect.gen(function*() {
     sizes: [scale(1_000), scale(10_000), scale(100_000)],
     abortSize: scale(10_000)
   })
+  const fileDriverFigures = yield* fileDrivers({
+    fileBytes: quick ? 128 * 1024 * 1024 : 1024 * 1024 * 1024,
+    chunkSizes: [256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024],
+    rounds: quick ? 1 : 5,
+    rateBytesPerSecond: 50 * 1024 * 1024,
+    rateSeconds: quick ? 1 : 5
+  })
+  const qmpFigures = yield* qmp({
+    roundTrips: scale(20_000),
+    roundTripsEach8: scale(5_000),
+    latencySamples: scale(2_000),
+    latencyWarmup: scale(200)
+  })
   const cpu = cpus()
   return {
     suite: "effect-jobs",
@@ -60,7 +76,9 @@ const suite = Effect.gen(function*() {
     pausePoint: pausePointFigures,
     latency: latencyFigures,
     memory: memoryFigures,
-    transactions: transactionFigures
+    transactions: transactionFigures,
+    fileDrivers: fileDriverFigures,
+    qmp: qmpFigures
   }
 })
 

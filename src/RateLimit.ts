@@ -91,6 +91,25 @@ export const calculateDelay = (
 }
 
 /**
+ * QEMU's `ratelimit_sleep` for a job: computes the delay, sleeps through
+ * `JobHandle.sleep` (cut short by a pause, `enter`, a speed increase or a
+ * cancel; a zero sleep is a yield and a pause point), and computes again,
+ * until the delay is 0 or the job is force-cancelled. Sleeps at least once.
+ * Only for the job's own `run`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const sleep = (job: JobHandle, delayNanos: Effect.Effect<number>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    while (true) {
+      const delay = yield* delayNanos
+      yield* job.sleep(Duration.nanos(BigInt(delay)))
+      if (delay === 0 || (yield* job.isCancelled)) return
+    }
+  })
+
+/**
  * One job's limiter: the slice accounting, with the job's current speed read
  * at every computation.
  *
@@ -111,37 +130,60 @@ export interface RateLimiter {
   readonly throttle: Effect.Effect<void>
   /** The current accounting (for tests and diagnostics). */
   readonly state: Effect.Effect<State>
+  /** The speed the limiter applies now (units per second, 0 = unlimited). */
+  readonly speed: Effect.Effect<number>
+  /**
+   * For the driver's `setSpeed` callback when the limiter was made with an
+   * `initialSpeed`: from then on the job's own speed (`JobHandle.speed`) rules.
+   */
+  readonly setSpeed: (speed: number) => Effect.Effect<void>
 }
 
 const now = Effect.map(Clock.monotonicTimeNanos, Number)
 
 /**
- * A limiter for one job, reading the job's speed (`JobHandle.speed`).
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * A speed to apply until the job's speed is first set with `Jobs.setSpeed`
+   * (which calls the driver's `setSpeed` callback: pass it `setSpeed`). For
+   * drivers that take the initial speed as a parameter.
+   */
+  readonly initialSpeed?: number | undefined
+}
+
+/**
+ * A limiter for one job, reading the job's speed (`JobHandle.speed`) at every
+ * computation (or `initialSpeed`, until the job's speed is set).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (job: JobHandle): Effect.Effect<RateLimiter> =>
+export const make = (job: JobHandle, options?: Options): Effect.Effect<RateLimiter> =>
   Effect.sync(() => {
     let state = initial
+    let followJob = options?.initialSpeed === undefined
+    const initialSpeed = options?.initialSpeed ?? 0
+    const speed = Effect.suspend(() => (followJob ? job.speed : Effect.succeed(initialSpeed)))
     const account = (units: number): Effect.Effect<number> =>
-      Effect.flatMap(job.speed, (speed) =>
+      Effect.flatMap(speed, (speed) =>
         Effect.map(now, (t) => {
           const [delay, next] = calculateDelay(state, speed, t, units)
           state = next
           return delay
         }))
-    const throttle: Effect.Effect<void> = Effect.gen(function*() {
-      while (true) {
-        const delay = yield* account(0)
-        yield* job.sleep(Duration.nanos(BigInt(delay)))
-        if (delay === 0 || (yield* job.isCancelled)) return
-      }
-    })
+    const throttle = sleep(job, account(0))
     return {
       processed: (units) => Effect.asVoid(account(units)),
       delay: Effect.map(account(0), (delay) => Duration.nanos(BigInt(delay))),
       throttle,
-      state: Effect.sync(() => state)
+      state: Effect.sync(() => state),
+      speed,
+      setSpeed: () =>
+        Effect.sync(() => {
+          followJob = true
+        })
     }
   })

@@ -22,3 +22,9 @@ export * as JobStatus from "./JobStatus.ts"
 export * as JobTxn from "./JobTxn.ts"
 /** @since 0.1.0 */
 export * as JobVerb from "./JobVerb.ts"
+/** @since 0.1.0 */
+export * as Qmp from "./Qmp.ts"
+/** @since 0.1.0 */
+export * as RateLimit from "./RateLimit.ts"
+/** @since 0.1.0 */
+export * as FileDrivers from "./drivers/layer.ts"

@@ -1,0 +1,212 @@
+/**
+ * The file drivers on real files, under os.tmpdir():
+ *
+ * - backup of a large file (1 GiB) against `cp` followed by `sync` of the copy,
+ *   in the same run and with the same cache state: the source is read into
+ *   the page cache once, and before every timed copy the previous copy is
+ *   removed and the whole file system synced, so neither copy pays for the
+ *   other's write-back. Both end with the copy on disk (the backup fsyncs its
+ *   copy and the directory at commit). Rounds alternate which goes first;
+ *   medians are reported;
+ * - backup throughput per chunk size, for a few candidates (how the default
+ *   chunk size was chosen);
+ * - the achieved rate of a backup limited to 50 MiB/s, over 5 s of real time:
+ *   bytes / time from the start, and the slope of progress sampled every 20 ms.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { execFileSync } from "node:child_process"
+import { randomFillSync } from "node:crypto"
+import * as fs from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as FileDrivers from "../src/drivers/layer.ts"
+import * as Jobs from "../src/Jobs.ts"
+import { elapsedNs, now, progress, round } from "./measure.ts"
+
+const MiB = 1024 * 1024
+
+export interface FileDriverOptions {
+  /** Size of the copied file in bytes (1 GiB). */
+  readonly fileBytes: number
+  /** Chunk sizes to measure, in bytes. */
+  readonly chunkSizes: ReadonlyArray<number>
+  /** Timed rounds of backup vs cp + sync. */
+  readonly rounds: number
+  /** The rate-limit check: speed (bytes/s) and how long to watch (seconds). */
+  readonly rateBytesPerSecond: number
+  readonly rateSeconds: number
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** The slope of the least-squares line through `[x, y]` points. */
+const slope = (points: ReadonlyArray<readonly [number, number]>): number => {
+  const n = points.length
+  const mx = points.reduce((a, [x]) => a + x, 0) / n
+  const my = points.reduce((a, [, y]) => a + y, 0) / n
+  let sxy = 0
+  let sxx = 0
+  for (const [x, y] of points) {
+    sxy += (x - mx) * (y - my)
+    sxx += (x - mx) * (x - mx)
+  }
+  return sxy / sxx
+}
+
+/** Flushes every dirty page of every file system. */
+const syncAll = () => execFileSync("sync")
+
+const writeSource = (path: string, bytes: number) => {
+  const block = Buffer.allocUnsafe(4 * MiB)
+  randomFillSync(block)
+  const fd = fs.openSync(path, "w")
+  for (let written = 0, i = 0; written < bytes; i++) {
+    block.writeUInt32LE(i, 0) // no two blocks alike
+    const n = Math.min(block.length, bytes - written)
+    fs.writeSync(fd, block, 0, n)
+    written += n
+  }
+  fs.closeSync(fd)
+  syncAll()
+  execFileSync("cat", [path], { stdio: ["ignore", "ignore", "inherit"] }) // into the page cache
+}
+
+/** Seconds taken by `cp source target` then `sync target`. */
+const cpAndSync = (source: string, target: string): number => {
+  const start = now()
+  execFileSync("cp", [source, target])
+  execFileSync("sync", [target])
+  return elapsedNs(start) / 1e9
+}
+
+const driversLayer = (chunkSize: number) =>
+  FileDrivers.layerWith({ chunkSize }).pipe(Layer.provideMerge(Layer.mergeAll(Jobs.layer, NodeServices.layer)))
+
+/** Seconds taken by one backup job, from create to its conclusion (the copy committed). */
+const backupOnce = (jobs: Jobs.JobsService, source: string, target: string, id: string) =>
+  Effect.gen(function*() {
+    const start = now()
+    const job = yield* Effect.orDie(jobs.run({ type: "backup", id, params: { source, target } }))
+    const outcome = yield* Effect.orDie(jobs.awaitOutcome(job))
+    if (outcome._tag !== "Succeeded") return yield* Effect.die(new Error(`backup ${outcome._tag}`))
+    return elapsedNs(start) / 1e9
+  })
+
+/** Runs `f` with a `Jobs` carrying the file drivers at this chunk size (closed afterwards). */
+const withJobs = <A>(chunkSize: number, f: (jobs: Jobs.JobsService) => Effect.Effect<A>) =>
+  Effect.flatMap(Effect.service(Jobs.Jobs), f).pipe(Effect.provide(driversLayer(chunkSize)))
+
+const removeAndSync = (...paths: ReadonlyArray<string>) => {
+  for (const p of paths) fs.rmSync(p, { force: true })
+  syncAll()
+}
+
+export const fileDrivers = (options: FileDriverOptions) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => fs.mkdtempSync(join(tmpdir(), "effect-jobs-bench-"))),
+    (dir) =>
+      Effect.gen(function*() {
+        const source = join(dir, "source.bin")
+        const target = join(dir, "backup.bin")
+        const cpTarget = join(dir, "cp.bin")
+        const mib = options.fileBytes / MiB
+        progress(`file drivers: writing a ${mib} MiB source under ${tmpdir()}`)
+        writeSource(source, options.fileBytes)
+
+        // Warm-up (untimed): first use of page-cache memory and of the code paths.
+        cpAndSync(source, cpTarget)
+        removeAndSync(cpTarget)
+        yield* withJobs(FileDrivers.defaultChunkSize, (jobs) => backupOnce(jobs, source, target, "warmup"))
+        removeAndSync(target)
+
+        progress(`file drivers: backup throughput per chunk size`)
+        // Round-robin over the candidates, so that a change in the machine's load hits them all alike.
+        const perChunk = options.chunkSizes.map(() => [] as Array<number>)
+        for (let r = 0; r < 3; r++) {
+          for (const [i, chunkSize] of options.chunkSizes.entries()) {
+            perChunk[i]!.push(yield* withJobs(chunkSize, (jobs) => backupOnce(jobs, source, target, `chunk${r}`)))
+            removeAndSync(target)
+          }
+        }
+        const chunks = options.chunkSizes.map((chunkSize, i) => ({
+          chunkKiB: chunkSize / 1024,
+          backupMiBps: round(mib / median(perChunk[i]!), 0)
+        }))
+
+        progress(`file drivers: backup vs cp + sync, ${options.rounds} rounds`)
+        const cpSeconds: Array<number> = []
+        const backupSeconds: Array<number> = []
+        yield* withJobs(FileDrivers.defaultChunkSize, (jobs) =>
+          Effect.gen(function*() {
+            for (let r = 0; r < options.rounds; r++) {
+              const backupFirst = r % 2 === 1
+              if (backupFirst) {
+                backupSeconds.push(yield* backupOnce(jobs, source, target, `b${r}`))
+                removeAndSync(target)
+              }
+              cpSeconds.push(cpAndSync(source, cpTarget))
+              removeAndSync(cpTarget)
+              if (!backupFirst) {
+                backupSeconds.push(yield* backupOnce(jobs, source, target, `b${r}`))
+                removeAndSync(target)
+              }
+            }
+          }))
+        const cpMiBps = mib / median(cpSeconds)
+        const backupMiBps = mib / median(backupSeconds)
+
+        progress(`file drivers: rate limit at ${options.rateBytesPerSecond / MiB} MiB/s for ${options.rateSeconds} s`)
+        const rate = yield* withJobs(FileDrivers.defaultChunkSize, (jobs) =>
+          Effect.gen(function*() {
+            const start = now()
+            const job = yield* Effect.orDie(
+              jobs.run({ type: "backup", id: "rate", params: { source, target, speed: options.rateBytesPerSecond } })
+            )
+            // Progress sampled every 20 ms; the slope of the least-squares line is the steady rate,
+            // free of the first slice's head start and of the chunk-sized steps at the window's ends.
+            const samples: Array<readonly [number, number]> = []
+            while (elapsedNs(start) < options.rateSeconds * 1e9) {
+              samples.push([elapsedNs(start) / 1e9, job.progress.current])
+              yield* Effect.sleep(20)
+            }
+            const seconds = elapsedNs(start) / 1e9
+            const bytes = job.progress.current
+            yield* Effect.orDie(jobs.cancelSync(job, { force: true }))
+            return { seconds, bytes, slope: slope(samples), samples: samples.length }
+          }))
+        removeAndSync(target)
+        const achieved = rate.bytes / rate.seconds
+
+        return {
+          fileMiB: mib,
+          defaultChunkKiB: FileDrivers.defaultChunkSize / 1024,
+          /** Backup throughput (median of 3) per chunk size. */
+          chunkSizes: chunks,
+          /** Medians over the rounds; both include making the copy durable (fsync / sync). */
+          backupVsCp: {
+            rounds: options.rounds,
+            backupMiBps: round(backupMiBps, 0),
+            cpSyncMiBps: round(cpMiBps, 0),
+            ratio: round(backupMiBps / cpMiBps, 2),
+            target: 0.9
+          },
+          rateLimit: {
+            setMiBps: options.rateBytesPerSecond / MiB,
+            seconds: round(rate.seconds, 2),
+            copiedMiB: round(rate.bytes / MiB, 1),
+            /** Bytes copied / time, from the start (includes the first slice's head start). */
+            achievedMiBps: round(achieved / MiB, 2),
+            errorPercent: round(((achieved - options.rateBytesPerSecond) / options.rateBytesPerSecond) * 100, 2),
+            /** The slope of progress over time (least squares over samples every 20 ms). */
+            steadyMiBps: round(rate.slope / MiB, 2),
+            steadyErrorPercent: round(((rate.slope - options.rateBytesPerSecond) / options.rateBytesPerSecond) * 100, 2)
+          }
+        }
+      }),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )

@@ -1,0 +1,107 @@
+/**
+ * The `backup` job type: copies a source file to a target path, all or nothing.
+ *
+ * - `make` checks the source and target (see `FileJobParams` and the errors in
+ *   `errors.ts`): a failure there fails `Jobs.create` with `JobSetupFailed`
+ *   carrying the message. It also finishes interrupted commits and removes
+ *   stale temporary copies of the same target left by a killed process.
+ * - `run` copies the source, as it was opened by `make`, into a temporary file
+ *   beside the target, chunk by chunk: progress in bytes (total = source size),
+ *   a pause point and the rate limit after every chunk. It fails if a read ends
+ *   before the size the copy started with (`SourceTruncated`) or the source
+ *   path comes to name another file (`SourceReplaced`).
+ * - `prepare` fsyncs the copy and its directory; `commit` renames it onto the
+ *   target (atomic) and fsyncs the directory — inside a commit journal when the
+ *   transaction has several file jobs; `abort` removes the copy; `clean` (and
+ *   `free`) close the handles.
+ *
+ * So the target path keeps its old state or holds a complete copy, whatever
+ * happens to the job or the process. See docs/drivers.md.
+ *
+ * @since 0.1.0
+ */
+import { Effect, FileSystem, type Layer, Path } from "effect"
+import * as JobDriver from "../JobDriver.ts"
+import type { Jobs } from "../Jobs.ts"
+import * as RateLimit from "../RateLimit.ts"
+import {
+  abort,
+  checkSource,
+  commit,
+  copyAll,
+  createTemp,
+  defaultChunkSize,
+  type FileDriverOptions,
+  FileJobParams,
+  prepareCommit,
+  release,
+  setUp,
+  sizeOf
+} from "./chunkCopy.ts"
+import type { FileJobError } from "./errors.ts"
+import { io } from "./fileOps.ts"
+
+/**
+ * The backup driver with the given tuning.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeDriver = (
+  options?: FileDriverOptions
+): JobDriver.JobDriver<FileJobParams, FileJobError, FileSystem.FileSystem | Path.Path> =>
+  JobDriver.make({
+    type: "backup",
+    params: FileJobParams,
+    make: (params, handle) =>
+      Effect.gen(function*() {
+        const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
+        const job = yield* setUp(files, params, handle.id ?? "<internal>")
+        const limiter = yield* RateLimit.make(handle, { initialSpeed: params.speed })
+        const chunkSize = options?.chunkSize ?? defaultChunkSize
+
+        const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
+          // The size of the file `make` opened: the copy is of that file, that long.
+          const size = sizeOf(yield* io("inspect", job.source, job.sourceFile.stat))
+          yield* handle.setRemaining(size)
+          yield* createTemp(job)
+          const length = Math.max(1, Math.min(chunkSize, size))
+          yield* copyAll(job, handle, limiter, [new Uint8Array(length), new Uint8Array(length)], size, true)
+          yield* checkSource(job)
+        })
+
+        return {
+          run,
+          prepare: prepareCommit(job, handle),
+          commit: commit(job, handle),
+          abort: abort(job, handle),
+          clean: release(job),
+          free: release(job),
+          setSpeed: limiter.setSpeed
+        }
+      })
+  })
+
+/**
+ * The backup driver (4 MiB chunks).
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export const BackupDriver = makeDriver()
+
+/**
+ * Registers the `backup` job type with `Jobs`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<never, never, Jobs | FileSystem.FileSystem | Path.Path> = JobDriver.layer(BackupDriver)
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = (
+  options: FileDriverOptions
+): Layer.Layer<never, never, Jobs | FileSystem.FileSystem | Path.Path> => JobDriver.layer(makeDriver(options))

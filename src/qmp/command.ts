@@ -1,0 +1,47 @@
+/**
+ * How a QMP command is defined: a name, the Schema of its arguments (decoded
+ * with QEMU's error texts, see `args.ts`) and what it does with them. Commands
+ * get what they act on through a `CommandContext`, never through globals.
+ */
+import { Effect, type Schema } from "effect"
+import type { JobsService } from "../Jobs.ts"
+import { decoder } from "./args.ts"
+import type { QmpError } from "./errors.ts"
+import type { VersionInfo } from "./wire.ts"
+
+/** Why the server stops. */
+export type ShutdownReason = "quit" | "signal" | "shutdown"
+
+export interface CommandContext {
+  readonly jobs: JobsService
+  /** Job types that `block-job-*` commands and `query-block-jobs` see. */
+  readonly blockJobTypes: ReadonlySet<string>
+  readonly version: VersionInfo
+  /** Every command's name (for `query-commands`). */
+  readonly commandNames: ReadonlyArray<string>
+  /** Whether this client has negotiated capabilities. */
+  readonly negotiated: boolean
+  /** Marks this client as negotiated. */
+  readonly negotiate: Effect.Effect<void>
+  /** Asks the server to shut down once the reply is on its way. */
+  readonly requestShutdown: (reason: ShutdownReason) => Effect.Effect<void>
+}
+
+export interface Command {
+  readonly name: string
+  /** Decodes the arguments and runs; the value is the reply's `return`. */
+  readonly execute: (args: unknown, context: CommandContext) => Effect.Effect<unknown, QmpError>
+}
+
+/** Defines a command from the Schema of its arguments. */
+export const command = <A>(
+  name: string,
+  args: Schema.Decoder<A>,
+  run: (args: A, context: CommandContext) => Effect.Effect<unknown, QmpError>
+): Command => {
+  const decode = decoder(args)
+  return {
+    name,
+    execute: (input, context) => Effect.flatMap(decode(input), (decoded) => run(decoded, context))
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * The `backup` driver on real files: identical copies, pause and resume,
+ * force cancel, a source truncated or replaced mid-copy, the checks of `make`,
+ * stale temporary copies, and its events.
+ *
+ * "Mid-copy" is deterministic: `jobs.run` returns as soon as the job first
+ * waits for I/O, and a pause requested then parks the job at the pause point
+ * after its first chunk.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import * as FileDrivers from "../../src/drivers/layer.ts"
+import type { Job } from "../../src/Job.ts"
+import { Jobs } from "../../src/Jobs.ts"
+import { recordEvents } from "../helpers/eventRecorder.ts"
+import { bytes, chunk, deadPid, entries, hashBytes, hashOf, nodeLayer, tempDir, temps, writeFile } from "./helpers.ts"
+
+/** Runs a backup and pauses it after its first chunk. */
+const pausedAfterFirstChunk = (id: string, params: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const job = yield* jobs.run({ type: "backup", id, params })
+    yield* jobs.pause(job)
+    yield* jobs.awaitStatus(job, "paused")
+    return job
+  })
+
+const setupFailure = (params: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const error = yield* Effect.flip(jobs.create({ type: "backup", id: "b", params }))
+    assert.strictEqual(error._tag, "JobSetupFailed")
+    assert.deepStrictEqual(yield* jobs.list, [])
+    return error.message
+  })
+
+describe("backup: copies", () => {
+  for (const size of [0, 1, chunk - 1, chunk, chunk + 1, 10 * chunk + 7]) {
+    it.effect(`a ${size}-byte file is copied byte for byte`, () =>
+      Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const dir = yield* tempDir
+        const data = bytes(size, size + 1)
+        writeFile(join(dir, "src"), data)
+        const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+        assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+        assert.deepStrictEqual(job.progress, { current: size, total: size })
+        assert.deepStrictEqual(entries(dir), ["dst", "src"])
+      }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+  }
+
+  it.effect("with the default chunk size (4 MiB), a file one byte longer than a chunk", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const data = bytes(FileDrivers.defaultChunkSize + 1)
+      writeFile(join(dir, "src"), data)
+      const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer({}))))
+
+  it.effect("paused mid-copy, the target does not exist yet; resumed, the copy is identical", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const data = bytes(10 * chunk + 7)
+      writeFile(join(dir, "src"), data)
+      const job = yield* pausedAfterFirstChunk("b", { source: join(dir, "src"), target: join(dir, "dst") })
+      assert.deepStrictEqual(job.progress, { current: chunk, total: data.length })
+      assert.strictEqual(temps(dir).length, 1)
+      assert.isFalse(fs.existsSync(join(dir, "dst")))
+      yield* jobs.resume(job)
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+      assert.deepStrictEqual(entries(dir), ["dst", "src"])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("with overwrite, the old target stays whole until the commit replaces it", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const data = bytes(5 * chunk, 7)
+      writeFile(join(dir, "src"), data)
+      writeFile(join(dir, "dst"), Buffer.from("old target"))
+      const job = yield* pausedAfterFirstChunk("b", { source: join(dir, "src"), target: join(dir, "dst"), overwrite: true })
+      assert.strictEqual(fs.readFileSync(join(dir, "dst"), "utf8"), "old target")
+      yield* jobs.resume(job)
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("events: created, running, waiting, pending, COMPLETED with the progress, concluded, null", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const recorder = yield* recordEvents
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(3 * chunk))
+      const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+      yield* jobs.awaitOutcome(job)
+      yield* recorder.until("b", "null")
+      assert.deepStrictEqual(recorder.trace("b"), ["created", "running", "waiting", "pending", "COMPLETED", "concluded", "null"])
+      const completed = recorder.events.find((e) => e._tag === "Completed")
+      assert.deepInclude(completed, { type: "backup", len: 3 * chunk, offset: 3 * chunk })
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+})
+
+describe("backup: never a partial target", () => {
+  it.effect("force cancel mid-copy: CANCELLED, no target, no temporary file", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const recorder = yield* recordEvents
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10 * chunk))
+      const job = yield* pausedAfterFirstChunk("b", { source: join(dir, "src"), target: join(dir, "dst") })
+      assert.strictEqual(temps(dir).length, 1)
+      yield* jobs.cancel(job, { force: true })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Cancelled" })
+      assert.deepStrictEqual(entries(dir), ["src"])
+      yield* recorder.until("b", "null")
+      assert.deepStrictEqual(recorder.trace("b"), ["created", "running", "paused", "running", "aborting", "CANCELLED", "concluded", "null"])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a source truncated mid-copy fails the job with the path and offset; no target", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const source = join(dir, "src")
+      writeFile(source, bytes(10 * chunk + 7))
+      const job = yield* pausedAfterFirstChunk("b", { source, target: join(dir, "dst") })
+      fs.truncateSync(source, chunk + chunk / 2)
+      yield* jobs.resume(job)
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), {
+        _tag: "Failed",
+        error: `Source file '${source}' was truncated during the copy: end of file at byte ${2 * chunk}, expected ${10 * chunk + 7} bytes`
+      })
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a source replaced by another file mid-copy fails the job; no target", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const source = join(dir, "src")
+      writeFile(source, bytes(10 * chunk))
+      const job = yield* pausedAfterFirstChunk("b", { source, target: join(dir, "dst") })
+      writeFile(join(dir, "other"), bytes(10 * chunk, 9))
+      fs.renameSync(join(dir, "other"), source)
+      yield* jobs.resume(job)
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), {
+        _tag: "Failed",
+        error: `Source file '${source}' was replaced or removed during the copy`
+      })
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("closing Jobs mid-copy aborts the backup: no target, no temporary file", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10 * chunk))
+      yield* pausedAfterFirstChunk("b", { source: join(dir, "src"), target: join(dir, "dst") }).pipe(
+        Effect.provide(nodeLayer())
+      )
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped))
+})
+
+describe("backup: make refuses with the path in the message", () => {
+  it.effect("a missing source", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const message = yield* setupFailure({ source: join(dir, "nope"), target: join(dir, "dst") })
+      assert.strictEqual(message, `Source file '${join(dir, "nope")}' does not exist`)
+      assert.deepStrictEqual(entries(dir), [])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a source that is a directory", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const message = yield* setupFailure({ source: dir, target: join(dir, "dst") })
+      assert.strictEqual(message, `Source '${dir}' is not a regular file`)
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a missing target directory", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10))
+      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "missing", "dst") })
+      assert.strictEqual(
+        message,
+        `Target directory '${join(dir, "missing")}' does not exist (target '${join(dir, "missing", "dst")}')`
+      )
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("an existing target without overwrite (left as it was)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10))
+      writeFile(join(dir, "dst"), Buffer.from("keep me"))
+      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "dst") })
+      assert.strictEqual(message, `Target '${join(dir, "dst")}' already exists (pass overwrite: true to replace it)`)
+      assert.strictEqual(fs.readFileSync(join(dir, "dst"), "utf8"), "keep me")
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a target that is a directory, even with overwrite", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10))
+      fs.mkdirSync(join(dir, "dst"))
+      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "dst"), overwrite: true })
+      assert.strictEqual(message, `Target '${join(dir, "dst")}' exists and is not a regular file`)
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("the same file: the same path, a hard link, a symbolic link (even with overwrite)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const source = join(dir, "src")
+      writeFile(source, bytes(10))
+      fs.linkSync(source, join(dir, "hard"))
+      fs.symlinkSync(source, join(dir, "soft"))
+      for (const target of [source, join(dir, "hard"), join(dir, "soft")]) {
+        const message = yield* setupFailure({ source, target, overwrite: true })
+        assert.strictEqual(message, `Source '${source}' and target '${target}' are the same file`)
+      }
+      assert.strictEqual(hashOf(source), hashBytes(bytes(10)))
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("a target another job is writing", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(4 * chunk))
+      const first = yield* pausedAfterFirstChunk("first", { source: join(dir, "src"), target: join(dir, "dst") })
+      const error = yield* Effect.flip(
+        jobs.create({ type: "mirror", id: "second", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+      )
+      assert.strictEqual(error.message, `Target '${join(dir, "dst")}' is already being written by job 'first'`)
+      yield* jobs.resume(first)
+      yield* jobs.awaitOutcome(first)
+      // Free again once the first job is done.
+      const third = yield* jobs.run({
+        type: "backup",
+        id: "third",
+        params: { source: join(dir, "src"), target: join(dir, "dst"), overwrite: true }
+      })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(third), { _tag: "Succeeded" })
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.effect("invalid parameters: a negative or fractional speed, an empty path", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      for (const params of [{ source: "a", target: "b", speed: -1 }, { source: "a", target: "b", speed: 1.5 }, { source: "", target: "b" }]) {
+        const error = yield* Effect.flip(jobs.create({ type: "backup", id: "b", params }))
+        assert.strictEqual(error._tag, "InvalidParameters")
+      }
+    }).pipe(Effect.provide(nodeLayer())))
+})
+
+describe("backup: stale temporary copies", () => {
+  it.effect("the next backup to a target removes the copies of dead processes, and only those", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(chunk))
+      const dead = `.dst.effect-jobs-${deadPid}-abc.tmp`
+      const running = `.dst.effect-jobs-1-abc.tmp` // process 1 runs as long as the system does
+      const mine = `.dst.effect-jobs-${process.pid}-zzz.tmp` // this process, but no job of it
+      const otherTarget = `.other.effect-jobs-${deadPid}-abc.tmp`
+      for (const name of [dead, running, mine, otherTarget]) writeFile(join(dir, name), Buffer.from("partial"))
+      const job: Job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      assert.deepStrictEqual(entries(dir), [running, otherTarget, "dst", "src"].sort())
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+})
