@@ -292,6 +292,7 @@ export type CreateError =
   | JobSetupFailed
   | TxnClosed
   | EngineClosing
+  | NegativeSpeed
 
 /**
  * `start` of a job that is not in CREATED.

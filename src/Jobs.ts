@@ -62,6 +62,8 @@ export interface CreateOptions {
   readonly manualDismiss?: boolean | undefined
   /** The transaction to join; without one the job gets its own. */
   readonly txn?: JobTxn | undefined
+  /** The initial rate limit in units per second (0, the default, is unlimited); drivers read it as `handle.speed`. */
+  readonly speed?: number | undefined
 }
 
 /**

@@ -98,6 +98,16 @@ describe("create (spec §3.2, §8.1 ids)", () => {
       assert.strictEqual(failureOf(yield* Effect.exit(jobs.validate({ type: "test", id: "ok" })))._tag, "JobIdInUse")
     }).pipe(Effect.provide(Testing.layer)))
 
+  it.effect("an initial speed is recorded before the driver builds the job; a negative one is refused", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const job = yield* jobs.create({ type: "test", id: "fast", speed: 1024 })
+      assert.strictEqual(job.speed, 1024)
+      const negative = failureOf(yield* Effect.exit(jobs.create({ type: "test", id: "neg", speed: -1 })))
+      assert.strictEqual(negative.message, "Parameter 'speed' expects a non-negative value")
+      assert.deepStrictEqual((yield* jobs.list).map((j) => j.id), ["fast"])
+    }).pipe(Effect.provide(Testing.layer)))
+
   it.effect("lookup is by id among jobs that have one; list is in creation order", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs

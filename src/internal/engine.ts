@@ -123,6 +123,9 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         if (engine.closing) return Effect.fail(new EngineClosing())
         const invalid = idRuleViolation(options)
         if (invalid !== undefined) return Effect.fail(invalid)
+        if (options.speed !== undefined && options.speed < 0) {
+          return Effect.fail(new NegativeSpeed({ id: options.id ?? "", speed: options.speed }))
+        }
         const txn = options.txn as TxnState | undefined
         if (txn !== undefined && txn.currentPhase !== "running") {
           return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
@@ -157,6 +160,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         !(options.manualDismiss ?? false),
         txn
       )
+      job.speed = options.speed ?? 0
       job.handle = new JobHandleImpl(job)
       return Effect.flatMap(Effect.exit(driver.make(params, job.handle)), (made): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
         // Checked again: another job may have taken the id, or the transaction finished, meanwhile.

@@ -1,0 +1,223 @@
+/**
+ * `effect-jobs watch [--socket PATH | --tcp HOST:PORT]`: the jobs of a server,
+ * live.
+ *
+ * Statuses come from the server's events (`JOB_STATUS_CHANGE`), so none is
+ * missed however short; progress comes from `query-jobs` (and the rate limit
+ * from `query-block-jobs`) four times a second, and the speed shown is the
+ * rate measured from it. A job leaves the table when it is dismissed (status
+ * `null`).
+ *
+ * On a terminal the table is redrawn in place. Anywhere else it prints plain
+ * lines: one per event as it arrives (`12:00:01 b0 running`), and one per
+ * running job and second with its progress. It ends, with exit code 0, when
+ * the server shuts down or on Ctrl-C.
+ */
+import { Clock, Effect, Option, Schedule } from "effect"
+import { Command } from "effect/cli"
+import * as Qmp from "../Qmp.ts"
+import { clientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
+import { type CommandFailed, exitCodes, exitOnSignalWith, fail } from "./exit.ts"
+import { describe, formatBytes, formatPercent, formatRate, RateMeter, renderBar } from "./progressBar.ts"
+
+interface Row {
+  readonly id: string
+  type: string
+  status: string
+  current: number
+  total: number
+  limit: number | undefined
+  error: string | undefined
+  readonly meter: RateMeter
+  lastPlainAt: number
+}
+
+interface JobInfoReply {
+  readonly id: string
+  readonly type: string
+  readonly status: string
+  readonly "current-progress": number
+  readonly "total-progress": number
+  readonly error?: string
+}
+
+interface BlockJobInfoReply {
+  readonly device: string
+  readonly speed: number
+}
+
+const tick = "250 millis"
+const plainProgressMillis = 1000
+const clearToEnd = "\x1b[J"
+
+const clock = (millis: number): string => {
+  const date = new Date(millis)
+  return [date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":")
+}
+
+const pad = (text: string, width: number) => text.length >= width ? `${text} ` : text.padEnd(width)
+
+const activeStatuses = new Set(["running", "ready", "standby", "paused", "waiting", "pending", "aborting"])
+
+export interface WatchOptions {
+  readonly socket: Option.Option<string>
+  readonly tcp: Option.Option<{ readonly host: string; readonly port: number }>
+}
+
+export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed> =>
+  Effect.gen(function*() {
+    yield* exitOnSignalWith(exitCodes.success)
+    const target = clientTarget(options)
+    const where = describeTarget(target)
+    const client = yield* Qmp.connect(target).pipe(
+      Effect.catch((error) => fail(`cannot watch the QMP server at ${where}: ${error.message}`))
+    )
+    const interactive = process.stdout.isTTY === true
+    const write = (text: string) => {
+      process.stdout.write(text)
+    }
+
+    const rows = new Map<string, Row>()
+    /** Ids whose `null` event was seen: a late `query-jobs` reply must not bring them back. */
+    const gone = new Set<string>()
+    let eventsSeen = 0
+    let lastEvent = ""
+    let drawnLines = 0
+    let shutdown = false
+
+    const rowFor = (id: string): Row => {
+      let row = rows.get(id)
+      if (row === undefined) {
+        row = { id, type: "?", status: "?", current: 0, total: 0, limit: undefined, error: undefined, meter: new RateMeter(), lastPlainAt: Number.NEGATIVE_INFINITY }
+        rows.set(id, row)
+      }
+      return row
+    }
+
+    /** Applies the events received since the last look. */
+    const applyEvents = () => {
+      const events = client.events
+      for (; eventsSeen < events.length; eventsSeen++) {
+        const event = events[eventsSeen]!
+        const data = event.data ?? {}
+        let line: string
+        if (event.event === "JOB_STATUS_CHANGE") {
+          const id = String(data.id)
+          const status = String(data.status)
+          if (status === "null") {
+            rows.delete(id)
+            gone.add(id)
+          } else {
+            if (status === "created") gone.delete(id)
+            rowFor(id).status = status
+          }
+          line = `${id} ${status}`
+        } else if (event.event === "SHUTDOWN") {
+          shutdown = true
+          line = `server shutting down (${String(data.reason)})`
+        } else {
+          const id = String(data.device ?? data.id ?? "")
+          if (typeof data.error === "string") {
+            const row = rows.get(id)
+            if (row !== undefined) row.error = data.error
+          }
+          line = `${id} ${event.event}${typeof data.error === "string" ? ` error: ${data.error}` : ""}`
+        }
+        const stamp = clock(event.timestamp.seconds * 1000 + Math.floor(event.timestamp.microseconds / 1000))
+        lastEvent = `${stamp} ${line}`
+        if (!interactive) write(`${stamp} ${line}\n`)
+      }
+    }
+
+    const applyQuery = (jobs: ReadonlyArray<JobInfoReply>, blockJobs: ReadonlyArray<BlockJobInfoReply>, first: boolean, now: number) => {
+      const limits = new Map(blockJobs.map((job) => [job.device, job.speed]))
+      for (const job of jobs) {
+        const known = rows.get(job.id)
+        // Only the first listing (jobs older than this watch) adds rows; later ones come from events.
+        if (known === undefined && (!first || gone.has(job.id))) continue
+        const row = known ?? rowFor(job.id)
+        if (known === undefined) row.status = job.status
+        row.type = job.type
+        row.current = job["current-progress"]
+        row.total = job["total-progress"]
+        row.error = job.error ?? row.error
+        const limit = limits.get(job.id)
+        row.limit = limit === undefined || limit === 0 ? undefined : limit
+        row.meter.add(now, row.current)
+      }
+    }
+
+    const progressText = (row: Row) => `${describe(row, row.meter.rate)}${row.limit === undefined ? "" : `  limit ${formatRate(row.limit)}`}`
+
+    const printPlainProgress = (now: number) => {
+      for (const row of rows.values()) {
+        if (!activeStatuses.has(row.status) || now - row.lastPlainAt < plainProgressMillis) continue
+        row.lastPlainAt = now
+        write(`${clock(now)} ${row.id} ${row.type} ${row.status}  ${progressText(row)}\n`)
+      }
+    }
+
+    const drawTable = (now: number) => {
+      const columns = process.stdout.columns || 120
+      const lines: Array<string> = []
+      lines.push(`effect-jobs watch  ${where}  ${clock(now)}  ${rows.size} job${rows.size === 1 ? "" : "s"}  (Ctrl-C to quit)`)
+      lines.push("")
+      const header = `${pad("ID", 12)}${pad("TYPE", 8)}${pad("STATUS", 11)}${pad("PROGRESS", 26)}${pad("DONE / TOTAL", 22)}${pad("SPEED", 12)}LIMIT`
+      lines.push(header)
+      for (const row of rows.values()) {
+        const done = `${formatBytes(row.current)} / ${formatBytes(row.total)}`
+        const bar = `${renderBar(row, 18)}${formatPercent(row)}`
+        const speed = activeStatuses.has(row.status) ? formatRate(row.meter.rate) : "-"
+        let line = `${pad(row.id, 12)}${pad(row.type, 8)}${pad(row.status, 11)}${pad(bar, 26)}${pad(done, 22)}${pad(speed, 12)}${
+          row.limit === undefined ? "-" : formatRate(row.limit)
+        }`
+        if (row.error !== undefined) line += `  error: ${row.error}`
+        lines.push(line)
+      }
+      if (rows.size === 0) lines.push("(no jobs)")
+      lines.push("")
+      lines.push(lastEvent === "" ? "last event: -" : `last event: ${lastEvent}`)
+      const text = lines.map((line) => line.length >= columns ? line.slice(0, Math.max(1, columns - 1)) : line).join("\n")
+      write(`${drawnLines > 0 ? `\x1b[${drawnLines}A\r` : ""}${clearToEnd}${text}\n`)
+      drawnLines = lines.length
+    }
+
+    let first = true
+    const refresh = Effect.gen(function*() {
+      const jobs = (yield* client.execute("query-jobs")) as ReadonlyArray<JobInfoReply>
+      const blockJobs = (yield* client.execute("query-block-jobs")) as ReadonlyArray<BlockJobInfoReply>
+      const now = yield* Clock.currentTimeMillis
+      applyEvents()
+      applyQuery(jobs, blockJobs, first, now)
+      if (first && !interactive) {
+        write(`watching ${where}: ${rows.size} job${rows.size === 1 ? "" : "s"}\n`)
+        for (const row of rows.values()) write(`${clock(now)} ${row.id} ${row.status}\n`)
+      }
+      first = false
+      if (interactive) drawTable(now)
+      else printPlainProgress(now)
+    })
+
+    const ended = yield* refresh.pipe(
+      Effect.repeat(Schedule.spaced(tick)),
+      Effect.as("done" as const),
+      Effect.catchTag("QmpClientError", () => Effect.succeed("closed" as const)),
+      Effect.catchTag("QmpCommandError", (error) => fail(`the server refused a query: ${error.message}`))
+    )
+    // The connection closed: show the events that arrived last.
+    const now = yield* Clock.currentTimeMillis
+    applyEvents()
+    if (interactive) drawTable(now)
+    if (ended === "closed") write(shutdown ? "the server shut down\n" : "the server closed the connection\n")
+  }).pipe(Effect.scoped)
+
+export const watchCommand = Command.make("watch", clientFlags, watch).pipe(
+  Command.validate((input) => oneEndpoint(input)),
+  Command.withDescription(
+    "Show the jobs of a QMP server live: id, type, status, progress, speed. Redrawn in place on a terminal, plain lines otherwise."
+  ),
+  Command.withExamples([
+    { command: "effect-jobs watch", description: `Watch the server on ${Qmp.defaultSocketPath}` },
+    { command: "effect-jobs watch --tcp 127.0.0.1:4444 > jobs.log", description: "Log every event and the progress" }
+  ])
+)
