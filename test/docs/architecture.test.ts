@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest"
 const srcDir = new URL("../../src/", import.meta.url)
 const doc = readFileSync(new URL("../../docs/architecture.md", import.meta.url), "utf8")
 
-/** Every `name.ts` or `internal/name.ts` in backticks. */
-const fileMentions = [...new Set([...doc.matchAll(/`((?:internal\/)?[A-Za-z]+\.ts)`/g)].map((m) => m[1]!))]
+/** Every `name.ts`, `internal/name.ts`, `drivers/name.ts`, … in backticks. */
+const fileMentions = [...new Set([...doc.matchAll(/`((?:[a-z]+\/)?[A-Za-z]+\.ts)`/g)].map((m) => m[1]!))]
 
 /** Every lower-case identifier in backticks in "The path of one verb". */
 const pathSection = doc.slice(doc.indexOf("## The path of one verb"), doc.indexOf("## Differences from QEMU"))
