@@ -1,5 +1,5 @@
 /**
- * `npm start`: a runnable tour of effect-jobs. A small driver ("transfer") moves
+ * `npm run tour`: a runnable tour of effect-jobs. A small driver ("transfer") moves
  * a number of chunks, one per tick of the real clock; three jobs run at once,
  * one is paused and resumed, one is cancelled, one converges to READY and is
  * completed. Every event is printed as it happens.

@@ -65,7 +65,8 @@ const mirrorCommand = Command.make("mirror", {
   )
 }, (options) => runJob({ type: "mirror", ...options })).pipe(
   Command.withDescription(
-    "Copy SRC to DST and keep the copy in sync with SRC. Once READY, Enter (or a line on stdin) completes it: DST then equals SRC. Ctrl-C cancels and leaves DST as it was."
+    "Copy SRC to DST and keep the copy in sync with SRC. Once READY, Enter (or a line on stdin) completes it: " +
+      "DST then equals SRC. Ctrl-C cancels and leaves DST as it was."
   ),
   Command.withExamples([
     { command: "effect-jobs mirror live.db live.db.copy", description: "Mirror, then press Enter to switch the copy in" },

@@ -184,8 +184,9 @@ export class ProgressBar {
     const { progress, status } = this.last
     const text = `${describe(progress, this.meter.rate)}  ${status}`
     const columns = this.options.columns?.() || 80 // 0 or undefined: not known
-    // label, a space, the bar, a space, the text — the bar takes what is left (10 to 40 cells).
-    const room = columns - this.options.label.length - text.length - 5
+    // label, a space, [bar], a space, the text, within columns - 1 (the last column would wrap on some
+    // terminals): the bar takes what is left, 10 to 40 cells.
+    const room = columns - 1 - this.options.label.length - text.length - 4
     const line = room >= 10
       ? `${this.options.label} ${renderBar(progress, Math.min(40, room))} ${text}`
       : `${this.options.label} ${text}`.slice(0, Math.max(1, columns - 1))

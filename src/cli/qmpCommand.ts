@@ -1,8 +1,8 @@
 /**
  * `effect-jobs qmp [--socket PATH | --tcp HOST:PORT] COMMAND [JSON-ARGS]`: one
  * QMP command. Connects, negotiates capabilities, sends the command, prints
- * the server's reply as JSON on stdout (indented on a terminal, one line
- * otherwise) and exits: 0 for a `return`, 1 for an `error` reply (whose class
+ * the server's reply on stdout as one line of JSON (as QMP writes it; `jq`
+ * formats it) and exits: 0 for a `return`, 1 for an `error` reply (whose class
  * and text also go to stderr) or when the server cannot be reached.
  */
 import { Effect, Option } from "effect"
@@ -44,8 +44,12 @@ export const qmp = (options: QmpOptions): Effect.Effect<void, CommandFailed> =>
     const request = Option.isSome(options.arguments)
       ? { execute: options.command, arguments: options.arguments.value }
       : { execute: options.command }
-    const reply = yield* client.request(request).pipe(Effect.catch(unreachable))
-    process.stdout.write(`${process.stdout.isTTY ? JSON.stringify(reply, null, 2) : JSON.stringify(reply)}\n`)
+    const reply = yield* client.request(request).pipe(
+      Effect.catch(unreachable),
+      // A reply already received wins: it is taken before the end of the connection is seen.
+      Effect.raceFirst(Effect.andThen(client.closed, fail(`the QMP server at ${describeTarget(target)} closed the connection without a reply`)))
+    )
+    process.stdout.write(`${JSON.stringify(reply)}\n`)
     if ("error" in reply) {
       const error = reply.error as { readonly class?: unknown; readonly desc?: unknown }
       return yield* fail(`${String(error.class)}: ${String(error.desc)}`)

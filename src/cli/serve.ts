@@ -13,7 +13,7 @@
  * - Stopping: the clients get `SHUTDOWN`, the socket file is removed, every job
  *   is force-cancelled (no partial targets) and the exit code is 0.
  */
-import { Console, Effect, type FileSystem, Layer, Option, Path } from "effect"
+import { Cause, Console, Effect, Exit, type FileSystem, Layer, Option, Path } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as FileDrivers from "../drivers/layer.ts"
 import { Jobs, layer as jobsLayer } from "../Jobs.ts"
@@ -40,7 +40,8 @@ const recover = (directories: ReadonlyArray<string>) =>
           for (const journal of report.journals) yield* Console.log(`recovered the interrupted commit of ${journal}`)
           for (const target of report.renamed) yield* Console.log(`  ${target}: renamed into place`)
           if (report.removedTemps.length > 0) {
-            yield* Console.log(`removed ${report.removedTemps.length} stale temporary cop${report.removedTemps.length === 1 ? "y" : "ies"} in ${directory}`)
+            const n = report.removedTemps.length
+            yield* Console.log(`removed ${n} stale temporary cop${n === 1 ? "y" : "ies"} in ${directory}`)
           }
         })
       )
@@ -72,7 +73,10 @@ const run = (options: ServeOptions) =>
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const live = (yield* jobs.list).filter((job) => job.status !== "concluded")
-        yield* Console.log(live.length === 0 ? "no jobs to cancel" : `cancelling ${live.length} job${live.length === 1 ? "" : "s"}: ${live.map((job) => job.id).join(", ")}`)
+        const ids = live.map((job) => job.id).join(", ")
+        yield* Console.log(
+          live.length === 0 ? "no jobs to cancel" : `cancelling ${live.length} job${live.length === 1 ? "" : "s"}: ${ids}`
+        )
       })
     )
     const server = yield* Qmp.make({
@@ -87,7 +91,7 @@ const run = (options: ServeOptions) =>
     yield* Console.log(`  (a raw QMP client sends {"execute": "qmp_capabilities"} first)`)
     yield* Console.log("stop with Ctrl-C, SIGTERM or the quit command: every job is cancelled")
 
-    const reason = yield* server.awaitShutdown
+    const reason = yield* server.awaitShutdown.pipe(Effect.onInterrupt(() => Console.log("shutting down (signal)")))
     yield* Console.log(`shutting down (${reason})`)
   }).pipe(Effect.scoped)
 
@@ -97,8 +101,12 @@ export const serve = (
 ): Effect.Effect<void, CommandFailed, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     yield* exitOnSignalWith(0)
-    yield* run(options).pipe(Effect.provide(FileDrivers.layer.pipe(Layer.provideMerge(jobsLayer))))
-    yield* Console.log("stopped")
+    yield* run(options).pipe(
+      Effect.provide(FileDrivers.layer.pipe(Layer.provideMerge(jobsLayer))),
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? Console.log("stopped") : Effect.void
+      )
+    )
   })
 
 export const serveCommand = Command.make("serve", {

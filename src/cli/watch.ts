@@ -2,16 +2,17 @@
  * `effect-jobs watch [--socket PATH | --tcp HOST:PORT]`: the jobs of a server,
  * live.
  *
- * Statuses come from the server's events (`JOB_STATUS_CHANGE`), so none is
- * missed however short; progress comes from `query-jobs` (and the rate limit
+ * Statuses come from the server's events (`JOB_STATUS_CHANGE`), as they
+ * happen; progress comes from `query-jobs` (and the rate limit
  * from `query-block-jobs`) four times a second, and the speed shown is the
  * rate measured from it. A job leaves the table when it is dismissed (status
  * `null`).
  *
  * On a terminal the table is redrawn in place. Anywhere else it prints plain
- * lines: one per event as it arrives (`12:00:01 b0 running`), and one per
- * running job and second with its progress. It ends, with exit code 0, when
- * the server shuts down or on Ctrl-C.
+ * lines: one per event as it arrives (`12:00:01 b0 running`), and, at most
+ * once a second, one per job whose progress moved. It ends with exit code 0
+ * when the server shuts down (event `SHUTDOWN`) or on Ctrl-C, and with 1 if
+ * the connection ends otherwise.
  */
 import { Clock, Effect, Option, Schedule } from "effect"
 import { Command } from "effect/cli"
@@ -30,6 +31,7 @@ interface Row {
   error: string | undefined
   readonly meter: RateMeter
   lastPlainAt: number
+  lastPlainProgress: string
 }
 
 interface JobInfoReply {
@@ -88,7 +90,18 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     const rowFor = (id: string): Row => {
       let row = rows.get(id)
       if (row === undefined) {
-        row = { id, type: "?", status: "?", current: 0, total: 0, limit: undefined, error: undefined, meter: new RateMeter(), lastPlainAt: Number.NEGATIVE_INFINITY }
+        row = {
+          id,
+          type: "?",
+          status: "?",
+          current: 0,
+          total: 0,
+          limit: undefined,
+          error: undefined,
+          meter: new RateMeter(),
+          lastPlainAt: Number.NEGATIVE_INFINITY,
+          lastPlainProgress: ""
+        }
         rows.set(id, row)
       }
       return row
@@ -129,14 +142,24 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
       }
     }
 
-    const applyQuery = (jobs: ReadonlyArray<JobInfoReply>, blockJobs: ReadonlyArray<BlockJobInfoReply>, first: boolean, now: number) => {
+    /** Progress from a listing; the first listing also adds the jobs older than this watch (returned). */
+    const applyQuery = (
+      jobs: ReadonlyArray<JobInfoReply>,
+      blockJobs: ReadonlyArray<BlockJobInfoReply>,
+      first: boolean,
+      now: number
+    ): Array<Row> => {
       const limits = new Map(blockJobs.map((job) => [job.device, job.speed]))
+      const added: Array<Row> = []
       for (const job of jobs) {
         const known = rows.get(job.id)
-        // Only the first listing (jobs older than this watch) adds rows; later ones come from events.
+        // Later jobs come from their events; a job already seen gone is not brought back.
         if (known === undefined && (!first || gone.has(job.id))) continue
         const row = known ?? rowFor(job.id)
-        if (known === undefined) row.status = job.status
+        if (known === undefined) {
+          row.status = job.status
+          added.push(row)
+        }
         row.type = job.type
         row.current = job["current-progress"]
         row.total = job["total-progress"]
@@ -145,14 +168,20 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
         row.limit = limit === undefined || limit === 0 ? undefined : limit
         row.meter.add(now, row.current)
       }
+      return added
     }
 
-    const progressText = (row: Row) => `${describe(row, row.meter.rate)}${row.limit === undefined ? "" : `  limit ${formatRate(row.limit)}`}`
+    const progressText = (row: Row) =>
+      `${describe(row, row.meter.rate)}${row.limit === undefined ? "" : `  limit ${formatRate(row.limit)}`}`
 
     const printPlainProgress = (now: number) => {
       for (const row of rows.values()) {
         if (!activeStatuses.has(row.status) || now - row.lastPlainAt < plainProgressMillis) continue
+        // Only progress: a job that stands still (paused, READY and in sync) prints nothing new.
+        const progress = `${row.status} ${row.current} ${row.total} ${row.limit}`
+        if (progress === row.lastPlainProgress) continue
         row.lastPlainAt = now
+        row.lastPlainProgress = progress
         write(`${clock(now)} ${row.id} ${row.type} ${row.status}  ${progressText(row)}\n`)
       }
     }
@@ -160,13 +189,15 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     const drawTable = (now: number) => {
       const columns = process.stdout.columns || 120
       const lines: Array<string> = []
-      lines.push(`effect-jobs watch  ${where}  ${clock(now)}  ${rows.size} job${rows.size === 1 ? "" : "s"}  (Ctrl-C to quit)`)
+      const count = `${rows.size} job${rows.size === 1 ? "" : "s"}`
+      lines.push(`effect-jobs watch  ${where}  ${clock(now)}  ${count}  (Ctrl-C to quit)`)
       lines.push("")
-      const header = `${pad("ID", 12)}${pad("TYPE", 8)}${pad("STATUS", 11)}${pad("PROGRESS", 26)}${pad("DONE / TOTAL", 22)}${pad("SPEED", 12)}LIMIT`
-      lines.push(header)
+      lines.push(
+        `${pad("ID", 12)}${pad("TYPE", 8)}${pad("STATUS", 11)}${pad("PROGRESS", 26)}${pad("DONE / TOTAL", 22)}${pad("SPEED", 12)}LIMIT`
+      )
       for (const row of rows.values()) {
         const done = `${formatBytes(row.current)} / ${formatBytes(row.total)}`
-        const bar = `${renderBar(row, 18)}${formatPercent(row)}`
+        const bar = `${renderBar(row, 18)} ${formatPercent(row)}`
         const speed = activeStatuses.has(row.status) ? formatRate(row.meter.rate) : "-"
         let line = `${pad(row.id, 12)}${pad(row.type, 8)}${pad(row.status, 11)}${pad(bar, 26)}${pad(done, 22)}${pad(speed, 12)}${
           row.limit === undefined ? "-" : formatRate(row.limit)
@@ -187,28 +218,28 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
       const jobs = (yield* client.execute("query-jobs")) as ReadonlyArray<JobInfoReply>
       const blockJobs = (yield* client.execute("query-block-jobs")) as ReadonlyArray<BlockJobInfoReply>
       const now = yield* Clock.currentTimeMillis
+      if (first && !interactive) write(`watching ${where}: ${jobs.length} job${jobs.length === 1 ? "" : "s"}\n`)
       applyEvents()
-      applyQuery(jobs, blockJobs, first, now)
-      if (first && !interactive) {
-        write(`watching ${where}: ${rows.size} job${rows.size === 1 ? "" : "s"}\n`)
-        for (const row of rows.values()) write(`${clock(now)} ${row.id} ${row.status}\n`)
-      }
+      const older = applyQuery(jobs, blockJobs, first, now)
+      if (!interactive) for (const row of older) write(`${clock(now)} ${row.id} ${row.status}\n`)
       first = false
       if (interactive) drawTable(now)
       else printPlainProgress(now)
     })
 
-    const ended = yield* refresh.pipe(
+    // Until the server closes the connection (a query in flight then may never be answered).
+    yield* refresh.pipe(
       Effect.repeat(Schedule.spaced(tick)),
-      Effect.as("done" as const),
-      Effect.catchTag("QmpClientError", () => Effect.succeed("closed" as const)),
-      Effect.catchTag("QmpCommandError", (error) => fail(`the server refused a query: ${error.message}`))
+      Effect.catchTag("QmpClientError", () => client.closed),
+      Effect.catchTag("QmpCommandError", (error) => fail(`the server refused a query: ${error.message}`)),
+      Effect.raceFirst(client.closed)
     )
-    // The connection closed: show the events that arrived last.
+    // Show the events that arrived last.
     const now = yield* Clock.currentTimeMillis
     applyEvents()
     if (interactive) drawTable(now)
-    if (ended === "closed") write(shutdown ? "the server shut down\n" : "the server closed the connection\n")
+    if (!shutdown) return yield* fail(`the QMP server at ${where} closed the connection`)
+    write("the server shut down\n")
   }).pipe(Effect.scoped)
 
 export const watchCommand = Command.make("watch", clientFlags, watch).pipe(

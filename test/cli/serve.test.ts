@@ -1,0 +1,123 @@
+/**
+ * `effect-jobs serve` and `effect-jobs qmp` as real processes: round trips
+ * over a Unix socket and over TCP on 127.0.0.1, error replies (exit code 1),
+ * each way of stopping the server (quit, SIGTERM, SIGINT → exit code 0,
+ * socket file removed), and the recovery of a commit a crash left half done.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { bytes, entries, node, run, serve, tempDir } from "./harness.ts"
+
+const reply = (stdout: string): Record<string, unknown> => JSON.parse(stdout) as Record<string, unknown>
+
+describe("effect-jobs serve + qmp", () => {
+  it.live("over a Unix socket: replies as JSON, error replies exit 1, quit stops the server (exit 0, socket removed)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const socket = join(dir, "s.sock")
+      const { server, unix } = yield* serve(["--socket", socket], { cwd: dir })
+      assert.strictEqual(unix, socket)
+      assert.include(server.stdout(), `effect-jobs qmp --socket ${socket} query-jobs`)
+      assert.include(server.stdout(), `socat - UNIX-CONNECT:${socket}`)
+      assert.strictEqual((fs.statSync(socket).mode & 0o777).toString(8), "600")
+
+      const [version, notFound, unknown, missing, jobs, second] = yield* Effect.all([
+        run(["qmp", "--socket", socket, "query-version"]),
+        run(["qmp", "--socket", socket, "job-pause", `{"id": "nope"}`]),
+        run(["qmp", "--socket", socket, "no-such-command"]),
+        run(["qmp", "--socket", socket, "job-pause", "{}"]),
+        run(["qmp", "query-jobs"], { cwd: dir }), // the default socket is ./effect-jobs.sock: there is none
+        run(["serve", "--socket", socket], { cwd: dir })
+      ], { concurrency: "unbounded" })
+
+      assert.strictEqual(version.code, 0, version.stderr)
+      assert.deepStrictEqual(reply(version.stdout), {
+        return: { qemu: { major: 0, minor: 1, micro: 0 }, package: "effect-jobs" }
+      })
+      assert.strictEqual(notFound.code, 1)
+      assert.deepStrictEqual(reply(notFound.stdout), { error: { class: "GenericError", desc: "Job not found" } })
+      assert.strictEqual(notFound.stderr, "effect-jobs: GenericError: Job not found\n")
+      assert.strictEqual(unknown.code, 1)
+      assert.deepStrictEqual(reply(unknown.stdout), {
+        error: { class: "CommandNotFound", desc: "The command no-such-command has not been found" }
+      })
+      assert.strictEqual(missing.code, 1)
+      assert.deepStrictEqual(reply(missing.stdout), { error: { class: "GenericError", desc: "Parameter 'id' is missing" } })
+      assert.strictEqual(jobs.code, 1)
+      assert.strictEqual(jobs.stdout, "")
+      assert.match(jobs.stderr, /^effect-jobs: no reply from the QMP server at unix:\.\/effect-jobs\.sock: /)
+      assert.strictEqual(second.code, 1)
+      assert.include(second.stderr, `Another server is already listening on ${socket}`)
+
+      const quit = yield* run(["qmp", "--socket", socket, "quit"])
+      assert.strictEqual(quit.code, 0, quit.stderr)
+      assert.deepStrictEqual(reply(quit.stdout), { return: {} })
+      const exited = yield* server.exited
+      assert.strictEqual(exited.code, 0, exited.stderr)
+      assert.match(exited.stdout, /shutting down \(quit\)\nno jobs to cancel\nstopped\n$/)
+      assert.deepStrictEqual(entries(dir), [])
+    }).pipe(Effect.scoped))
+
+  it.live("over TCP on 127.0.0.1 (port 0: the server prints the one it got); SIGTERM stops it with exit 0", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { server, unix, tcp } = yield* serve(["--tcp", "127.0.0.1:0"], { cwd: dir })
+      assert.isUndefined(unix) // --tcp alone: no socket
+      assert.match(tcp!, /^127\.0\.0\.1:\d+$/)
+      assert.notStrictEqual(tcp, "127.0.0.1:0")
+      assert.include(server.stdout(), `socat - TCP:${tcp}`)
+
+      const [jobs, refused] = yield* Effect.all([
+        run(["qmp", "--tcp", tcp!, "query-jobs"]),
+        run(["qmp", "--tcp", tcp!, "backup", `{"job-id": "b0", "source": "missing", "target": "out"}`])
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(jobs.code, 0, jobs.stderr)
+      assert.deepStrictEqual(reply(jobs.stdout), { return: [] })
+      assert.strictEqual(refused.code, 1)
+      assert.deepStrictEqual(reply(refused.stdout), {
+        error: { class: "GenericError", desc: `Source file '${join(dir, "missing")}' does not exist` }
+      })
+
+      yield* server.signal("SIGTERM")
+      const exited = yield* server.exited
+      assert.strictEqual(exited.code, 0, exited.stderr)
+      assert.match(exited.stdout, /shutting down \(signal\)\nno jobs to cancel\nstopped\n$/)
+      assert.deepStrictEqual(entries(dir), [])
+    }).pipe(Effect.scoped))
+
+  it.live("at start it finishes a commit a crash left half done; SIGINT stops it with exit 0", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const data = [bytes(300_000, 1), bytes(200_000, 2)]
+      fs.writeFileSync(join(dir, "src1"), data[0]!)
+      fs.writeFileSync(join(dir, "src2"), data[1]!)
+      // A transaction of two backups, killed between its two renames.
+      const child = fileURLToPath(new URL("../drivers/fixtures/backupChild.ts", import.meta.url))
+      yield* Effect.callback<void, Error>((resume) => {
+        const proc = spawn(node, [child, "commit", ...["src1", "dst1", "src2", "dst2"].map((f) => join(dir, f))], {
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        createInterface({ input: proc.stdout! }).once("line", () => proc.kill("SIGKILL"))
+        proc.once("exit", (_code, signal) =>
+          resume(signal === "SIGKILL" ? Effect.void : Effect.fail(new Error(`the crashing child exited by itself`))))
+      })
+      assert.isTrue(fs.existsSync(join(dir, "dst1")))
+      assert.isFalse(fs.existsSync(join(dir, "dst2")))
+
+      // The default journal directory is the current one.
+      const { server } = yield* serve(["--socket", join(dir, "s.sock")], { cwd: dir })
+      assert.match(server.stdout(), /^recovered the interrupted commit of .*\n {2}.*dst2: renamed into place\n/m)
+      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "s.sock", "src1", "src2"])
+      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(join(dir, "dst2"))), data[1])
+
+      yield* server.signal("SIGINT")
+      const exited = yield* server.exited
+      assert.strictEqual(exited.code, 0, exited.stderr)
+      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
+    }).pipe(Effect.scoped))
+})
