@@ -44,30 +44,35 @@ export const requestCancel = (
   job: JobRecord,
   force: boolean,
   returned: "leave" | "mark" = "leave"
-): Effect.Effect<boolean> => {
-  const cancel = job.callbacks?.cancel
-  const userResume = job.callbacks?.userResume
-  const decide = cancel === undefined
-    ? Effect.succeed(true)
-    : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
-  return Effect.flatMap(decide, (hard) =>
-    Effect.andThen(
-      // A failing `cancel` callback may already have ended the job: nothing left to resume then.
-      Effect.suspend(() =>
-        job.userPaused && !job.runReturned && userResume !== undefined
-          ? onBehalf(job, "userResume", userResume, undefined)
-          : Effect.void
-      ),
-      Effect.sync(() => {
-        if (job.userPaused && job.pauseCount > 0) {
-          job.userPaused = false
-          job.pauseCount = job.pauseCount - 1
-        }
-        if (!job.runReturned || (hard && returned === "mark")) markCancelled(job, hard)
-        return hard
-      })
-    ))
-}
+): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    // Once finalization has begun the driver gets no more cancel callbacks, and
+    // finalization waits for those in flight: a cancel never calls into a job
+    // that has been cleaned or freed.
+    if (!job.beginCancelUnsafe()) return Effect.succeed(true)
+    const cancel = job.callbacks?.cancel
+    const userResume = job.callbacks?.userResume
+    const decide = cancel === undefined
+      ? Effect.succeed(true)
+      : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
+    return Effect.flatMap(decide, (hard) =>
+      Effect.andThen(
+        // A failing `cancel` callback may already have ended the job's run: nothing left to resume then.
+        Effect.suspend(() =>
+          job.userPaused && !job.runReturned && userResume !== undefined
+            ? onBehalf(job, "userResume", userResume, undefined)
+            : Effect.void
+        ),
+        Effect.sync(() => {
+          if (job.userPaused && job.pauseCount > 0) {
+            job.userPaused = false
+            job.pauseCount = job.pauseCount - 1
+          }
+          if (!job.runReturned || (hard && returned === "mark")) markCancelled(job, hard)
+          return hard
+        })
+      )).pipe(Effect.ensuring(Effect.sync(() => job.endCancelUnsafe())))
+  })
 
 /** Wakes a soft-cancelled job: from its pause point if nothing else holds it there, else from a yield or sleep. */
 export const wakeForCancelUnsafe = (job: JobRecord): void => {

@@ -47,8 +47,10 @@ export const runJob = (job: JobRecord, body: Effect.Effect<void, unknown>): Effe
 export const completeUnstarted = (job: JobRecord): Effect.Effect<void> =>
   Effect.flatMap(
     Effect.sync(() => {
+      // Re-checked in this step: the transaction's abort routine may have finished the job meanwhile.
+      if (job.status !== "created") return undefined
       job.runReturned = true
       return settleOutcomeUnsafe(job)
     }),
-    (failed) => memberCompleted(job, failed)
+    (failed) => failed === undefined ? Effect.void : memberCompleted(job, failed)
   )

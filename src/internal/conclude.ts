@@ -36,6 +36,9 @@ export const dismiss = (job: JobRecord): Effect.Effect<void> =>
 
 /** Finalizes one job whose outcome is known (precondition: `run` has returned, or it never started). */
 export const finalizeJob = (job: JobRecord): Effect.Effect<void> =>
+  Effect.andThen(job.beginFinalization(), finalizeNow(job))
+
+const finalizeNow = (job: JobRecord): Effect.Effect<void> =>
   Effect.suspend(() => {
     const failed = settleOutcomeUnsafe(job)
     const callbacks = job.callbacks

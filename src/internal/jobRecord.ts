@@ -68,6 +68,11 @@ export class JobRecord implements Job {
   /** The fiber running `run`, while `run` may still be interrupted. */
   runFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
   callbacks: JobCallbacks<unknown> | undefined = undefined
+  /** Finalization (commit/abort, clean) has begun: no cancel calls the driver any more. */
+  finalizing = false
+  /** Cancel requests calling the driver right now; finalization waits for them. */
+  private cancelsInFlight = 0
+  private cancelsDone: Deferred.Deferred<void> | undefined = undefined
   handle: JobHandle | undefined = undefined
   private statusWaiters: Array<StatusWaiter> | undefined = undefined
   private completedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
@@ -217,6 +222,33 @@ export class JobRecord implements Job {
     const deferred = Deferred.makeUnsafe<JobOutcome>()
     ;(this.concludedWaiters ??= []).push(deferred)
     return Deferred.await(deferred)
+    })
+  }
+
+  /**
+   * Starts a cancel request's calls into the driver, unless finalization has begun
+   * (then the request must not call the driver: returns false).
+   */
+  beginCancelUnsafe(): boolean {
+    if (this.finalizing || this.status === "concluded" || this.status === "null") return false
+    this.cancelsInFlight++
+    return true
+  }
+
+  endCancelUnsafe(): void {
+    if (--this.cancelsInFlight === 0 && this.cancelsDone !== undefined) {
+      const done = this.cancelsDone
+      this.cancelsDone = undefined
+      Deferred.doneUnsafe(done, Exit.void)
+    }
+  }
+
+  /** Marks finalization begun and waits for the cancel requests already calling the driver. */
+  beginFinalization(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.finalizing = true
+      if (this.cancelsInFlight === 0) return Effect.void
+      return Deferred.await(this.cancelsDone ??= Deferred.makeUnsafe<void>())
     })
   }
 

@@ -92,7 +92,10 @@ export const abortTxn = (txn: TxnState, cause: JobRecord): Effect.Effect<void> =
   Effect.gen(function*() {
     txn.firstError ??= cause.error
     for (const member of txn.members) {
-      if (member === cause || member.status === "concluded" || member.status === "null") continue
+      if (member.status === "concluded" || member.status === "null") continue
+      // The cause keeps its own error; a cause with neither an error nor a cancel of its
+      // own (a decision taken before its flag was set) is cancelled like everyone else.
+      if (member === cause && (member.error !== undefined || member.isCancelled)) continue
       yield* requestCancel(member, true, "mark")
       if (member.started && !member.runReturned) member.runFiber?.interruptUnsafe()
     }

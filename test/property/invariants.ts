@@ -210,6 +210,152 @@ export const checkTxn = (run: RunRecord): Array<string> => {
   return out
 }
 
+const canceled = "Operation canceled"
+
+const messagesOf = (jr: JobRun, callbacks: ReadonlyArray<CallbackName>): Array<string> => {
+  const out: Array<string> = []
+  for (const c of jr.spec.params.fail ?? []) if (callbacks.includes(c)) out.push(`test job: ${c} failed`)
+  for (const c of jr.spec.params.die ?? []) if (callbacks.includes(c)) out.push(`test job: ${c} died`)
+  return out
+}
+
+/**
+ * The errors a member can end with of its own (not `Operation canceled`): its `run`
+ * failing or dying, or a callback that fails the job (the job's own `pause`/`resume`
+ * hooks, `userResume` or `cancel` called on its behalf, `prepare`).
+ */
+export const ownErrors = (jr: JobRun): ReadonlySet<string> => {
+  const out = new Set(messagesOf(jr, ["run", "pause", "resume", "userResume", "cancel", "prepare"]))
+  if (jr.spec.params.result === "fail") out.add("test job: run failed")
+  if (jr.spec.params.result === "die") out.add("test job: run died")
+  return out
+}
+
+/** The errors a committed member can end with: a failing `commit`, `clean` or `free` is kept as its error. */
+const afterCommitErrors = (jr: JobRun): ReadonlySet<string> => new Set(messagesOf(jr, ["commit", "clean", "free"]))
+
+/**
+ * The shared transaction as a whole (spec §5):
+ * - `txn.members` lists the members in creation order;
+ * - `JobTxn.awaitOutcome` (called before and after) agrees with the callbacks:
+ *   Committed ⇔ every member got `commit`, Aborted ⇔ every member got `abort`;
+ * - `prepare`s run in creation order and stop at the first that fails;
+ * - committed: every member got `prepare` once, went WAITING → PENDING (all
+ *   together, after every member was WAITING) → CONCLUDED, got `commit` and `clean`
+ *   in creation order, one member after the other, and has no error but one from
+ *   its own `commit`/`clean`/`free`;
+ * - aborted: every member went ABORTING → CONCLUDED; the outcome's error is the
+ *   own error of a member that keeps it, or `Operation canceled` after a hard cancel;
+ *   every member ends with an error of its own (from a callback it did get) or
+ *   `Operation canceled`, and a member that cannot fail by itself with `Operation canceled`;
+ * - a scenario in which nothing can fail or cancel it commits, with nothing left to cancel.
+ */
+export const checkTxnOutcome = (run: RunRecord): Array<string> => {
+  const txn = run.txn
+  if (txn === undefined || !run.finished) return []
+  const out: Array<string> = []
+  const members = run.jobs.filter((jr) => jr.spec.sharedTxn && !jr.makeFails)
+  const ids = members.map((jr) => jr.id)
+  if (txn.members.join() !== ids.join()) {
+    out.push(`txn.members is [${txn.members.join(", ")}], the members created are [${ids.join(", ")}]`)
+  }
+  if (members.length === 0) return out
+  const outcome = txn.outcome
+  if (outcome === undefined) return [...out, "the transaction has no outcome after the Jobs scope closed"]
+  const shown = outcome._tag === "Committed" ? "Committed" : `Aborted(${outcome.error})`
+  if (JSON.stringify(txn.earlyOutcome) !== JSON.stringify(outcome)) {
+    out.push(`JobTxn.awaitOutcome called early returned ${JSON.stringify(txn.earlyOutcome)}, later ${shown}`)
+  }
+  const callsOf = (jr: JobRun) => run.calls.filter((c) => c.job === jr.id).map((c) => c.callback)
+  const rank = new Map(ids.map((id, i) => [id, i]))
+  const memberCalls = run.calls.filter((c) => rank.has(c.job))
+  const showCalls = (names: ReadonlyArray<CallbackName>) =>
+    memberCalls.filter((c) => names.includes(c.callback)).map((c) => `${c.job}.${c.callback}`).join(" ")
+  const prepares = memberCalls.filter((c) => c.callback === "prepare").map((c) => rank.get(c.job)!)
+  if (prepares.some((r, i) => i > 0 && r <= prepares[i - 1]!)) {
+    out.push(`prepares not in creation order: ${showCalls(["prepare"])}`)
+  }
+  const failedPrepare = prepares.findIndex((r) => ownErrors(members[r]!).has("test job: prepare failed") ||
+    ownErrors(members[r]!).has("test job: prepare died"))
+  if (failedPrepare >= 0 && failedPrepare < prepares.length - 1) {
+    out.push(`prepares went on after one failed: ${showCalls(["prepare"])}`)
+  }
+  const expectedEnd = outcome._tag === "Committed" ? "commit" : "abort"
+  for (const jr of members) {
+    const calls = callsOf(jr)
+    if (!calls.includes(expectedEnd)) out.push(`transaction ${shown} but ${jr.id} got [${calls.join(", ")}]`)
+  }
+  const histories = members.map((jr) => statusHistory(run.events, jr.id))
+  const errors = members.map((jr) => jr.job?.error)
+  const showErrors = () => members.map((jr, i) => `${jr.id}:${errors[i] ?? "-"}`).join(" ")
+
+  if (outcome._tag === "Committed") {
+    members.forEach((jr, i) => {
+      const prepares = callsOf(jr).filter((c) => c === "prepare").length
+      if (prepares !== 1) out.push(`transaction committed but ${jr.id} got prepare ${prepares} times`)
+      const h = histories[i]!
+      if (h.slice(-4).join() !== "waiting,pending,concluded,null") {
+        out.push(`transaction committed but ${jr.id}'s statuses are [${h.join(", ")}]`)
+      }
+      const error = errors[i]
+      if (error !== undefined && !afterCommitErrors(jr).has(error)) {
+        out.push(`transaction committed but ${jr.id} has the error '${error}'`)
+      }
+    })
+    const finalizing = memberCalls.filter((c) => c.callback === "commit" || c.callback === "clean")
+    const inOrder = members.flatMap((jr) => [`${jr.id}.commit`, `${jr.id}.clean`])
+    if (finalizing.map((c) => `${c.job}.${c.callback}`).join(" ") !== inOrder.join(" ")) {
+      out.push(`commits not member after member in creation order: ${showCalls(["commit", "clean"])}`)
+    }
+    // All members move to PENDING together, once every member is WAITING.
+    const memberIds = new Set(ids)
+    const changes = run.events.flatMap((e) => e._tag === "StatusChange" && memberIds.has(e.id) ? [e] : [])
+    const pendings = changes.flatMap((e, i) => e.status === "pending" ? [i] : [])
+    const lastWaiting = changes.findLastIndex((e) => e.status === "waiting")
+    const shownChanges = changes.map((e) => `${e.id}:${e.status}`).join(" ")
+    if (pendings.length !== members.length || pendings[pendings.length - 1]! - pendings[0]! !== members.length - 1) {
+      out.push(`the members did not move to PENDING together: ${shownChanges}`)
+    } else if (lastWaiting > pendings[0]!) {
+      out.push(`a member moved to WAITING after the others moved to PENDING: ${shownChanges}`)
+    }
+  } else {
+    members.forEach((jr, i) => {
+      const h = histories[i]!
+      if (h.slice(-3).join() !== "aborting,concluded,null") {
+        out.push(`transaction aborted but ${jr.id}'s statuses are [${h.join(", ")}]`)
+      }
+      const error = errors[i]
+      // An error of its own comes from a callback the member did get.
+      const calls = callsOf(jr)
+      const own = new Set([...ownErrors(jr)].filter((e) => calls.some((c) => e.startsWith(`test job: ${c} `))))
+      if (own.size === 0 ? error !== canceled : error !== canceled && !own.has(error ?? "")) {
+        out.push(
+          `transaction aborted: ${jr.id} ends with '${error}', expected ${
+            [...own, canceled].map((e) => `'${e}'`).join(" or ")
+          }`
+        )
+      }
+    })
+    if (outcome.error === canceled) {
+      const hardCancel = txn.cancelled || members.some((jr) => jr.hardCancelledIn !== undefined)
+      if (!hardCancel) {
+        out.push(`transaction aborted with '${canceled}' but nothing cancelled it; errors ${showErrors()}`)
+      }
+    } else if (!members.some((jr, i) => errors[i] === outcome.error && ownErrors(jr).has(outcome.error))) {
+      out.push(
+        `transaction aborted with '${outcome.error}' but no member keeps it as its own error; errors ${showErrors()}`
+      )
+    }
+  }
+  if (txn.mustCommit) {
+    if (outcome._tag !== "Committed") out.push(`nothing could fail or cancel the transaction, but it ended ${shown}`)
+    if (txn.leftovers.length > 0) {
+      out.push(`nothing could block the transaction, but [${txn.leftovers.join(", ")}] did not finish`)
+    }
+  }
+  return out
+}
+
 export const checkRun = (run: RunRecord): Array<string> => {
   const out: Array<string> = []
   for (const entry of run.logs) {
@@ -226,6 +372,6 @@ export const checkRun = (run: RunRecord): Array<string> => {
       ...checkHardCancel(jr, calls)
     )
   }
-  if (run.finished) out.push(...checkTxn(run))
+  if (run.finished) out.push(...checkTxn(run), ...checkTxnOutcome(run))
   return out
 }

@@ -2,11 +2,16 @@
  * Runs one scenario against a fresh `Jobs` (with the test driver) under a fresh
  * `TestClock`, and records everything the invariants need: each job's statuses
  * as seen between steps, every engine event, every driver callback call, the
- * logs, and — checked on the spot — whether each verb's result matched the model.
+ * logs, and — checked on the spot — whether each verb's result matched the model;
+ * and, when jobs share a transaction, what `JobTxn.awaitOutcome` and
+ * `JobTxn.cancel` returned.
  *
  * Scheduler-driven yields are turned off (`PreventSchedulerYield`), so that no
  * other fiber can run between reading a job's state and calling the verb: the
- * model's expectation is computed from exactly the state the verb sees.
+ * model's expectation is computed from exactly the state the verb sees. With
+ * `schedulerYields` they are on instead, every that many operations, so fibers
+ * interleave as they do in production; verb results are then only traced, as
+ * the state a verb meets may have moved since it was read.
  */
 import { Cause, Context, Data, Effect, Exit, Fiber, Layer, Logger, Option, Scheduler, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -17,7 +22,18 @@ import * as JobTxn from "../../src/JobTxn.ts"
 import * as JobVerb from "../../src/JobVerb.ts"
 import { type JobRef, Jobs } from "../../src/Jobs.ts"
 import * as Testing from "../../src/testing.ts"
-import { type Ending, jobId, type JobSpec, type Scenario, type Step, type Target, type VerbCall } from "./scenario.ts"
+import {
+  type Ending,
+  jobId,
+  type JobSpec,
+  type Leftovers,
+  type Scenario,
+  type SettleCancel,
+  type Step,
+  type Target,
+  type TrapAction,
+  type VerbCall
+} from "./scenario.ts"
 import {
   type DriverFacts,
   expectedEnter,
@@ -50,8 +66,26 @@ export interface LogEntry {
   readonly message: string
 }
 
+/** The scenario's shared transaction, as the test saw it. */
+export interface TxnRun {
+  /** The scenario says it must commit (see `Scenario.mustCommit`). */
+  readonly mustCommit: boolean
+  /** The ids of `txn.members`, read at the end. */
+  members: ReadonlyArray<string | undefined>
+  /** What `JobTxn.awaitOutcome`, called before any job was created, returned (undefined if it had not). */
+  earlyOutcome: JobTxn.TxnOutcome | undefined
+  /** What `JobTxn.awaitOutcome` returns once the `Jobs` scope has closed. */
+  outcome: JobTxn.TxnOutcome | undefined
+  /** `JobTxn.cancel` was called, or a trap cancelled a member. */
+  cancelled: boolean
+  /** The jobs a `Settle` ending had to cancel because they did not finish by themselves. */
+  leftovers: ReadonlyArray<string>
+}
+
 export interface RunRecord {
   readonly jobs: ReadonlyArray<JobRun>
+  /** Undefined when no job joined a shared transaction. */
+  readonly txn: TxnRun | undefined
   readonly events: ReadonlyArray<JobEvent>
   readonly calls: ReadonlyArray<Testing.CallbackCall>
   readonly logs: ReadonlyArray<LogEntry>
@@ -117,20 +151,27 @@ const describeCall = (call: VerbCall): string => {
   }
 }
 
-export const runScenario = (scenario: Scenario): Effect.Effect<RunRecord> =>
+export interface RunOptions {
+  /** Let the scheduler yield every this many operations (default: never). */
+  readonly schedulerYields?: number | undefined
+}
+
+export const runScenario = (scenario: Scenario, options: RunOptions = {}): Effect.Effect<RunRecord> =>
   Effect.suspend(() => {
     const logs: Array<LogEntry> = []
     const logger = Logger.make((options) => {
       logs.push({ level: options.logLevel, message: String(options.message) })
     })
-    return run(scenario, logs).pipe(
+    const yields = options.schedulerYields
+    return run(scenario, logs, yields === undefined).pipe(
       Effect.scoped,
       Effect.provide(Layer.mergeAll(TestClock.layer(), Logger.layer([logger]))),
-      Effect.provideService(Scheduler.PreventSchedulerYield, true)
+      Effect.provideService(Scheduler.PreventSchedulerYield, yields === undefined),
+      Effect.provideService(Scheduler.MaxOpsBeforeYield, yields ?? 2048)
     )
   })
 
-const run = (scenario: Scenario, logs: Array<LogEntry>) =>
+const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
   Effect.gen(function*() {
     const violations: Array<string> = []
     const trace: Array<string> = []
@@ -173,6 +214,7 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
 
     const record = (finished: boolean): RunRecord => ({
       jobs: runs,
+      txn: txnRun,
       events,
       calls: log.calls,
       logs,
@@ -181,9 +223,38 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
       finished
     })
 
+    // The shared transaction, with a waiter for its outcome from before it has members.
+    const txn = scenario.jobs.some((spec) => spec.sharedTxn) ? yield* JobTxn.make : undefined
+    const txnRun: TxnRun | undefined = txn === undefined ? undefined : {
+      mustCommit: scenario.mustCommit ?? false,
+      members: [],
+      earlyOutcome: undefined,
+      outcome: undefined,
+      cancelled: false,
+      leftovers: []
+    }
+    const earlyWaiter = txn === undefined
+      ? undefined
+      : yield* Effect.forkChild(JobTxn.awaitOutcome(txn), { startImmediately: true })
+    const hasMembers = () => txn !== undefined && txn.members.length > 0
+    const txnDone = () => txn !== undefined && txn.members.every((m) => m.status === "concluded" || m.status === "null")
+    /** The transaction's outcome if it is known now (without waiting). */
+    const outcomeNow = Effect.suspend(() => {
+      if (txn === undefined) return Effect.succeed(undefined)
+      return Effect.map(
+        Effect.forkDetach(JobTxn.awaitOutcome(txn), { startImmediately: true }),
+        (fiber) => {
+          const exit = fiber.pollUnsafe()
+          if (exit === undefined) fiber.interruptUnsafe()
+          return exit !== undefined && Exit.isSuccess(exit) ? exit.value : undefined
+        }
+      )
+    })
+    const showOutcome = (o: JobTxn.TxnOutcome | undefined) =>
+      o === undefined ? "none" : o._tag === "Committed" ? "Committed" : `Aborted(${o.error})`
+
     const body = Effect.gen(function*() {
       // Create every job (subscribed already), then start those that start at once.
-      const txn = scenario.jobs.some((spec) => spec.sharedTxn) ? yield* JobTxn.make : undefined
       for (const jr of runs) {
         const exit = yield* guarded(
           `create ${jr.id}`,
@@ -205,9 +276,9 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
         sample(jr)
       }
       for (const jr of runs) {
-        if (jr.spec.startAtOnce) yield* step({ _tag: "Start", target: { _tag: "Job", index: jr.index, via: "id" } }, -1)
+        if (jr.spec.startAtOnce) yield* step({ _tag: "Start", target: jobTarget(jr) }, "setup")
       }
-      for (let i = 0; i < scenario.steps.length; i++) yield* step(scenario.steps[i]!, i)
+      for (let i = 0; i < scenario.steps.length; i++) yield* step(scenario.steps[i]!, `#${i}`)
       yield* ending(scenario.ending)
       return record(true)
     })
@@ -235,7 +306,7 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
         }`
       trace.push(`${label} [${state}] -> ${result}   | ${statuses()}`)
       if (defect !== undefined) violations.push(`${label} died: ${defect}`)
-      else if (result !== expected) violations.push(`${label} [${state}]: expected ${expected}, got ${result}`)
+      else if (result !== expected && strict) violations.push(`${label} [${state}]: expected ${expected}, got ${result}`)
     }
 
     /**
@@ -249,12 +320,35 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
           ? jr.job.status
           : undefined
       )
-    const checkStillParked = (s: Step, at: string, parked: ReadonlyArray<JobStatus.JobStatus | undefined>) => {
+    /** How many times each job has been asked to cancel (its driver's `userResume` or `cancel` called). */
+    const cancelCalls = () => {
+      const counts = new Map<string, number>()
+      for (const c of log.calls) {
+        if (c.callback === "userResume" || c.callback === "cancel") counts.set(c.job, (counts.get(c.job) ?? 0) + 1)
+      }
+      return counts
+    }
+    /** Jobs a trap acted on since the last step ended (`all` after a trap's `JobTxn.cancel`). */
+    let sprung: Set<number> | "all" = new Set()
+    const checkStillParked = (
+      s: Step,
+      at: string,
+      parked: ReadonlyArray<JobStatus.JobStatus | undefined>,
+      cancelsBefore: ReadonlyMap<string, number>
+    ) => {
+      const trapped = sprung
+      sprung = new Set()
+      const cancelsAfter = cancelCalls()
       runs.forEach((jr, index) => {
         const was = parked[index]
         if (was === undefined || jr.job === undefined || jr.job.status === was || jr.job.cancelRequested) return
-        const targeted = s._tag === "Verb" && s.target._tag === "Job" && s.target.index % runs.length === index &&
-          (s.call.verb === "resume" || s.call.verb === "cancel")
+        if (trapped === "all" || trapped.has(index)) return
+        // A cancel reached it (its transaction aborting), and a failing callback ended it failed, not cancelled.
+        if ((cancelsAfter.get(jr.id) ?? 0) > (cancelsBefore.get(jr.id) ?? 0)) return
+        // `JobTxn.cancel` cancels every member (a failing `userResume` may end one failed, not cancelled).
+        const targeted = s._tag === "TxnCancel" ||
+          (s._tag === "Verb" && s.target._tag === "Job" && s.target.index % runs.length === index &&
+            (s.call.verb === "resume" || s.call.verb === "cancel"))
         if (!targeted) violations.push(`${at}: ${jr.id} was parked (${was}, user-paused) but is ${jr.job.status} now`)
       })
     }
@@ -271,10 +365,10 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
         }
       })
 
-    const step = (s: Step, i: number): Effect.Effect<void, Stuck> =>
+    const step = (s: Step, at: string): Effect.Effect<void, Stuck> =>
       Effect.gen(function*() {
-        const at = i < 0 ? "setup" : `#${i}`
         const parked = parkedBefore()
+        const cancelsBefore = cancelCalls()
         switch (s._tag) {
           case "Adjust": {
             yield* guarded(`${at} adjust`, TestClock.adjust(s.millis))
@@ -301,20 +395,63 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
             break
           }
           case "Verb": {
+            const decided = txnDecided()
             const { before, jr, ref } = resolve(s.target)
             const driver = jr?.driver ?? { completable: true, failing: new Set() }
             const expected = expectedVerb(s.call, before, driver)
             const exit = yield* guarded(`${at} ${describeCall(s.call)}`, callVerb(s.call, ref))
             check(`${at} ${describeCall(s.call)} ${describeTarget(s.target, runs)}`, expected, exit, before)
-            if (
-              s.call.verb === "cancel" && Exit.isSuccess(exit) && jr !== undefined && before !== undefined &&
-              jr.hardCancelledIn === undefined && isHardCancel(jr.spec, s.call.force, before.status)
-            ) jr.hardCancelledIn = before.status
+            if (s.call.verb === "cancel" && Exit.isSuccess(exit) && jr !== undefined && before !== undefined) {
+              cancelled(jr, s.call.force, before.status, decided)
+            }
+            break
+          }
+          case "Trap": {
+            const watched = resolve(s.watch)
+            const label = `${at} trap: when ${describeTarget(s.watch, runs)} is ${s.status}, ${s.action} ${
+              describeTarget(s.act, runs)
+            }`
+            trace.push(`${label} (set)`)
+            yield* Effect.forkChild(
+              Effect.ignore(Effect.andThen(jobs.awaitStatus(watched.ref, s.status), spring(s.act, s.action, label))),
+              { startImmediately: true }
+            )
+            break
+          }
+          case "TxnCancel": {
+            if (txn === undefined || txnRun === undefined) {
+              trace.push(`${at} JobTxn.cancel: no shared transaction`)
+              break
+            }
+            const decided = txnDecided()
+            txnRun.cancelled = true
+            const exit = yield* guarded(`${at} JobTxn.cancel`, JobTxn.cancel(txn))
+            const { result, defect } = classify(exit)
+            const outcome = yield* outcomeNow
+            trace.push(`${at} JobTxn.cancel -> ${result} ${showOutcome(outcome)}   | ${statuses()}`)
+            if (defect !== undefined) violations.push(`${at} JobTxn.cancel died: ${defect}`)
+            // Once the transaction is committing it does nothing. With scheduler yields,
+            // the transaction may decide to commit while the cancel is on its way (as
+            // for any cancel), so then only the transaction's checks apply.
+            if (!hasMembers() || decided || !strict) break
+            // It returns once every member has concluded, with the transaction aborted.
+            const unfinished = txn.members.filter((m) => m.status !== "concluded" && m.status !== "null")
+            if (unfinished.length > 0) {
+              violations.push(
+                `${at} JobTxn.cancel returned with members not concluded: ${
+                  unfinished.map((m) => `${m.id}:${m.status}`).join(" ")
+                }`
+              )
+            }
+            // (With scheduler yields, the aborting fiber may not have recorded the outcome yet.)
+            if (outcome === undefined ? strict : outcome._tag !== "Aborted") {
+              violations.push(`${at} JobTxn.cancel: outcome ${showOutcome(outcome)}, expected Aborted`)
+            }
             break
           }
         }
         sampleAll()
-        checkStillParked(s, at, parked)
+        checkStillParked(s, at, parked, cancelsBefore)
         yield* checkList(at)
       })
 
@@ -339,8 +476,170 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
       }
     }
 
+    const isMember = (id: string) => runs.some((jr) => jr.id === id && jr.spec.sharedTxn)
+
+    /**
+     * The shared transaction may have decided to commit: a member got `commit`, or
+     * every member got `prepare`. A hard cancel of a member that lands then is
+     * ignored, by design. (Without scheduler yields a step never sees the moment
+     * between the last `prepare` and the first `commit`, and a cancel lands before
+     * the verb returns; with them, the transaction may decide while the driver's
+     * `cancel` callback runs.)
+     */
+    const txnDecided = () => {
+      if (txn === undefined) return false
+      const members = runs.filter((jr) => jr.spec.sharedTxn && jr.job !== undefined)
+      const prepared = new Set(log.calls.filter((c) => c.callback === "prepare").map((c) => c.job))
+      return log.calls.some((c) => c.callback === "commit" && isMember(c.job)) ||
+        (members.length > 0 && members.every((jr) => prepared.has(jr.id)))
+    }
+
+    /**
+     * A `cancel` of `jr`, sent in `status` (when the transaction had `decided` or not),
+     * was accepted. With scheduler yields, what a cancel of a transaction's member
+     * meets is not known (the job may have moved on, the transaction may be
+     * committing or aborting already), so only the transaction's checks apply.
+     */
+    const cancelled = (jr: JobRun, force: boolean, status: JobStatus.JobStatus, decided: boolean) => {
+      if (jr.spec.sharedTxn && txnRun !== undefined) txnRun.cancelled = true
+      if (jr.hardCancelledIn !== undefined || !isHardCancel(jr.spec, force, status)) return
+      if (jr.spec.sharedTxn && (!strict || decided || txnDecided())) return
+      jr.hardCancelledIn = status
+    }
+
+    /**
+     * A trap's action. Its typed errors are expected (the job may have moved on);
+     * a defect is a violation. A hard cancel it lands counts as one unless the
+     * transaction was already committing (then it is ignored, by design).
+     */
+    const spring = (act: Target, action: TrapAction, label: string) =>
+      Effect.suspend(() => {
+        const { jr, ref } = resolve(act)
+        const before = jr?.job?.status
+        const decided = txnDecided()
+        const effect: Effect.Effect<unknown, unknown> = action === "txnCancel"
+          ? txn === undefined ? Effect.void : JobTxn.cancel(txn)
+          : action === "softCancel" || action === "forceCancel"
+          ? jobs.cancel(ref, { force: action === "forceCancel" })
+          : action === "complete"
+          ? jobs.complete(ref)
+          : action === "finalize"
+          ? jobs.finalize(ref)
+          : jobs.dismiss(ref)
+        // Counted before it runs: it may still be on its way when the run ends.
+        const cancels = action === "txnCancel" || action === "softCancel" || action === "forceCancel"
+        if (cancels && txnRun !== undefined && (action === "txnCancel" || jr?.spec.sharedTxn)) txnRun.cancelled = true
+        if (action === "txnCancel") sprung = "all"
+        else if (jr !== undefined && sprung !== "all") sprung.add(jr.index)
+        return Effect.map(Effect.exit(effect), (exit) => {
+          const { result, defect } = classify(exit)
+          trace.push(`${label} fired [${before ?? "-"}] -> ${result}   | ${statuses()}`)
+          if (defect !== undefined) violations.push(`${label} died: ${defect}`)
+          if (!Exit.isSuccess(exit) || jr === undefined || before === undefined) return
+          if (action === "softCancel" || action === "forceCancel") cancelled(jr, action === "forceCancel", before, decided)
+        })
+      })
+
+    const jobTarget = (jr: JobRun): Target => ({ _tag: "Job", index: jr.index, via: "id" })
+
+    /**
+     * Lets every job finish: starts unstarted ones, lifts user pauses, completes
+     * READY ones (or soft-cancels those whose driver turns that into completion),
+     * finalizes PENDING ones, enters the others and moves the clock, round after
+     * round. Every verb goes through `step`, so the verb model checks each one.
+     * `cancel` cancels the first job met in a given status instead. Then whatever
+     * is left is cancelled as `leftovers` says.
+     */
+    const settle = (
+      rounds: number,
+      leftovers: Leftovers,
+      cancel: SettleCancel | undefined,
+      softCancelReady: boolean
+    ): Effect.Effect<void, Stuck> =>
+      Effect.gen(function*() {
+        const live = () =>
+          runs.filter((jr) => jr.job !== undefined && jr.job.status !== "concluded" && jr.job.status !== "null")
+        let pendingCancel = cancel
+        for (let round = 0; round < rounds && live().length > 0; round++) {
+          const at = `settle ${round}`
+          for (const jr of live()) {
+            const job = jr.job!
+            const target = jobTarget(jr)
+            if (
+              pendingCancel !== undefined && JobVerb.isAllowed("cancel", job.status) &&
+              (pendingCancel.when === "any" || pendingCancel.when === job.status)
+            ) {
+              const how = pendingCancel.how
+              pendingCancel = undefined
+              const cancelStep: Step = how === "txn"
+                ? { _tag: "TxnCancel" }
+                : { _tag: "Verb", call: { verb: "cancel", force: how === "force" }, target }
+              yield* step(cancelStep, `${at} (cancel ${job.status})`)
+              continue
+            }
+            if (job.status === "created" && !jr.started) yield* step({ _tag: "Start", target }, at)
+            if (job.userPaused && JobVerb.isAllowed("resume", job.status)) {
+              yield* step({ _tag: "Verb", call: { verb: "resume" }, target }, at)
+            }
+            if (JobStatus.isReady(job.status) && !job.cancelRequested) {
+              // The test driver's soft cancel in READY (or STANDBY) completes the job.
+              const softCancels = jr.spec.params.softCancel === true && !jr.driver.failing.has("cancel")
+              const completes = jr.driver.completable && !jr.driver.failing.has("complete")
+              if (softCancels && (softCancelReady || !completes)) {
+                yield* step({ _tag: "Verb", call: { verb: "cancel", force: false }, target }, at)
+              } else if (completes) {
+                yield* step({ _tag: "Verb", call: { verb: "complete" }, target }, at)
+              }
+            }
+            if (job.status === "pending") yield* step({ _tag: "Verb", call: { verb: "finalize" }, target }, at)
+            if (job.status === "running" || job.status === "ready") yield* step({ _tag: "Enter", target }, at)
+          }
+          yield* step({ _tag: "Adjust", millis: 1_000 }, at)
+        }
+        const left = live()
+        if (txnRun !== undefined) txnRun.leftovers = left.map((jr) => jr.id)
+        if (left.length === 0) return
+        trace.push(`settle: left ${left.map((jr) => `${jr.id}:${jr.job!.status}`).join(" ")}, then ${leftovers}`)
+        switch (leftovers) {
+          case "txnCancel": {
+            yield* step({ _tag: "TxnCancel" }, "leftovers")
+            break
+          }
+          case "forceCancel": {
+            const cancellable = left.find((jr) => JobVerb.isAllowed("cancel", jr.job!.status))
+            if (cancellable !== undefined) {
+              const target = jobTarget(cancellable)
+              yield* step({ _tag: "Verb", call: { verb: "cancel", force: true }, target }, "leftovers")
+            }
+            break
+          }
+          case "closeScope":
+            return
+        }
+        // A transaction that aborted needs no clock to finish: every member is interrupted.
+        if (hasMembers() && txn !== undefined && runs.every((jr) => jr.spec.sharedTxn)) {
+          yield* guarded("the transaction's outcome after the leftovers were cancelled", JobTxn.awaitOutcome(txn))
+        }
+      })
+
     const ending = (how: Ending): Effect.Effect<void, Stuck> =>
       Effect.gen(function*() {
+        if (typeof how === "object") {
+          yield* settle(how.rounds, how.leftovers, how.cancel, how.softCancelReady ?? false)
+          // A transaction whose members have all finished takes no new member.
+          if (txn !== undefined && hasMembers() && txnDone()) {
+            const exit = yield* guarded(
+              "create in a finished transaction",
+              jobs.create({ type: "test", id: "late", params: { iterations: 0 }, txn })
+            )
+            const { result, defect } = classify(exit)
+            trace.push(`end: create 'late' in the finished transaction -> ${result}`)
+            if (defect !== undefined) violations.push(`create in a finished transaction died: ${defect}`)
+            else if (result !== "TxnClosed") {
+              violations.push(`create in a finished transaction: expected TxnClosed, got ${result}`)
+            }
+          }
+        }
         if (how === "cancelSync") {
           // QEMU's cancel-all: a manual-dismiss job is visited twice (cancel, then dismiss).
           for (let pass = 0; pass < 2; pass++) {
@@ -374,6 +673,20 @@ const run = (scenario: Scenario, logs: Array<LogEntry>) =>
         trace.push(`end: scope closed   | ${statuses()}`)
         const collected = yield* guarded("the event stream ending", Fiber.join(collector))
         if (Exit.isFailure(collected)) violations.push(`event stream failed: ${Cause.pretty(collected.cause)}`)
+        if (txn !== undefined && txnRun !== undefined) {
+          txnRun.members = txn.members.map((m) => m.id)
+          if (hasMembers()) {
+            const outcome = yield* guarded("JobTxn.awaitOutcome after the Jobs scope closed", JobTxn.awaitOutcome(txn))
+            if (Exit.isSuccess(outcome)) txnRun.outcome = outcome.value
+            else violations.push(`JobTxn.awaitOutcome failed: ${Cause.pretty(outcome.cause)}`)
+          }
+          if (hasMembers() && earlyWaiter !== undefined) {
+            const early = yield* guarded("the early JobTxn.awaitOutcome", Fiber.join(earlyWaiter))
+            if (Exit.isSuccess(early)) txnRun.earlyOutcome = early.value
+          }
+          const early = showOutcome(txnRun.earlyOutcome)
+          trace.push(`end: transaction ${showOutcome(txnRun.outcome)} (early waiter: ${early})`)
+        }
       })
 
     return yield* body.pipe(

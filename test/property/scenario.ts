@@ -2,9 +2,11 @@
  * Random scenarios for the property tests of the verbs: a few jobs of the test
  * driver with random parameters (including callbacks that fail or die), then a
  * random sequence of verbs, wake-ups, starts and clock moves, then an ending that
- * cancels everything.
+ * cancels everything. The steps, endings and pieces here are shared with the
+ * property test of transactions (`txnScenario.ts`).
  */
 import * as fc from "fast-check"
+import type { JobStatus } from "../../src/JobStatus.ts"
 import type { CallbackName, TestParams } from "../../src/testing.ts"
 
 /** How a step names its job: by id, or by the `Job` object `create` returned. */
@@ -32,6 +34,22 @@ export type Step =
   | { readonly _tag: "Adjust"; readonly millis: number }
   /** Lets the job fibers run without moving the clock (`Effect.yieldNow`, `times` times). */
   | { readonly _tag: "Yield"; readonly times: number }
+  /** `JobTxn.cancel` of the scenario's shared transaction. */
+  | { readonly _tag: "TxnCancel" }
+  /**
+   * Sets a trap: a fiber that waits until `watch` reaches `status` (`Jobs.awaitStatus`)
+   * and then does `action` to `act` — a verb landing at the moment of a status change
+   * (e.g. a cancel while the transaction commits).
+   */
+  | {
+    readonly _tag: "Trap"
+    readonly watch: Target
+    readonly status: JobStatus
+    readonly act: Target
+    readonly action: TrapAction
+  }
+
+export type TrapAction = "softCancel" | "forceCancel" | "txnCancel" | "complete" | "finalize" | "dismiss"
 
 export interface JobSpec {
   readonly params: TestParams
@@ -46,14 +64,45 @@ export interface JobSpec {
 /**
  * - `cancelSync`: every job is force-cancelled with `cancelSync` (twice, as QEMU's
  *   cancel-all visits a manual-dismiss job twice), then the `Jobs` scope closes;
- * - `closeScope`: the `Jobs` scope just closes (its finalizer cancels everything).
+ * - `closeScope`: the `Jobs` scope just closes (its finalizer cancels everything);
+ * - `Settle`: the jobs are let finish — unstarted ones started, user pauses lifted,
+ *   READY ones completed, PENDING ones finalized, waiting ones entered, the clock
+ *   moved — for up to `rounds` rounds; what is left then is cancelled as
+ *   `leftovers` says (`JobTxn.cancel`, a force cancel of one job, or the closing
+ *   `Jobs` scope), and the `Jobs` scope closes. With `cancel`, the first job met
+ *   in status `when` is cancelled (`how`) instead of being helped along. With
+ *   `softCancelReady`, a READY job whose driver turns a soft cancel into
+ *   completion gets that instead of `complete`.
  */
-export type Ending = "cancelSync" | "closeScope"
+export type Ending =
+  | "cancelSync"
+  | "closeScope"
+  | {
+    readonly _tag: "Settle"
+    readonly rounds: number
+    readonly leftovers: Leftovers
+    readonly cancel?: SettleCancel | undefined
+    readonly softCancelReady?: boolean | undefined
+  }
+
+export type Leftovers = "txnCancel" | "forceCancel" | "closeScope"
+
+export interface SettleCancel {
+  readonly when: "any" | "ready" | "waiting" | "pending"
+  readonly how: "soft" | "force" | "txn"
+}
 
 export interface Scenario {
   readonly jobs: ReadonlyArray<JobSpec>
   readonly steps: ReadonlyArray<Step>
   readonly ending: Ending
+  /**
+   * Nothing in the scenario can fail or cancel the shared transaction (no failing
+   * run or callback on the failure path, no cancel but soft ones of READY jobs
+   * whose driver turns them into completion, every job able to finish), so it
+   * must commit.
+   */
+  readonly mustCommit?: boolean | undefined
 }
 
 /** The callbacks a test job may be told to fail or die in, apart from `make` (rarer: it fails the job early). */
@@ -73,7 +122,7 @@ const failableCallbacks: ReadonlyArray<CallbackName> = [
   "free"
 ]
 
-const callbackList: fc.Arbitrary<ReadonlyArray<CallbackName>> = fc.oneof(
+export const callbackList: fc.Arbitrary<ReadonlyArray<CallbackName>> = fc.oneof(
   { weight: 12, arbitrary: fc.constant([]) },
   { weight: 6, arbitrary: fc.subarray([...failableCallbacks], { minLength: 1, maxLength: 2 }) },
   { weight: 1, arbitrary: fc.constant<ReadonlyArray<CallbackName>>(["make"]) }
@@ -103,20 +152,23 @@ export const jobSpec: fc.Arbitrary<JobSpec> = fc.record({
   startAtOnce: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) })
 })
 
-export const target: fc.Arbitrary<Target> = fc.oneof(
+/** A target among `jobs` jobs (the index is taken modulo the number of jobs the scenario has). */
+export const targetAmong = (jobs: number): fc.Arbitrary<Target> => fc.oneof(
   {
     weight: 12,
     arbitrary: fc.record({
       _tag: fc.constant("Job" as const),
-      index: fc.integer({ min: 0, max: 3 }),
+      index: fc.integer({ min: 0, max: jobs - 1 }),
       via: fc.oneof({ weight: 4, arbitrary: fc.constant("id" as const) }, {
         weight: 1,
         arbitrary: fc.constant("object" as const)
       })
     })
   },
-  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Unknown" as const), id: fc.constantFrom("nope", "j9") }) }
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Unknown" as const), id: fc.constantFrom("nope", "j99") }) }
 )
+
+export const target: fc.Arbitrary<Target> = targetAmong(4)
 
 export const speed: fc.Arbitrary<number> = fc.oneof(
   fc.constant(0),
@@ -135,22 +187,26 @@ export const verbCall: fc.Arbitrary<VerbCall> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ verb: "change" as const }) }
 )
 
+export const adjust: fc.Arbitrary<Step> = fc.record({
+  _tag: fc.constant("Adjust" as const),
+  millis: fc.oneof(
+    { weight: 1, arbitrary: fc.constant(0) },
+    { weight: 4, arbitrary: fc.integer({ min: 1, max: 30 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 31, max: 250 }) }
+  )
+})
+
+export const yieldStep: fc.Arbitrary<Step> = fc.record({
+  _tag: fc.constant("Yield" as const),
+  times: fc.integer({ min: 1, max: 3 })
+})
+
 export const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ _tag: fc.constant("Verb" as const), call: verbCall, target }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Enter" as const), target }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Start" as const), target }) },
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      _tag: fc.constant("Adjust" as const),
-      millis: fc.oneof(
-        { weight: 1, arbitrary: fc.constant(0) },
-        { weight: 4, arbitrary: fc.integer({ min: 1, max: 30 }) },
-        { weight: 1, arbitrary: fc.integer({ min: 31, max: 250 }) }
-      )
-    })
-  },
-  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Yield" as const), times: fc.integer({ min: 1, max: 3 }) }) }
+  { weight: 4, arbitrary: adjust },
+  { weight: 2, arbitrary: yieldStep }
 )
 
 export const scenario = (options: { readonly maxSteps: number }): fc.Arbitrary<Scenario> =>
