@@ -71,7 +71,9 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     yield* exitOnSignalWith(exitCodes.success)
     const target = clientTarget(options)
     const where = describeTarget(target)
-    const client = yield* Qmp.connect(target).pipe(
+    // Events wait here until the next redraw; the client keeps none of them itself.
+    const pending: Array<Qmp.EventMessage> = []
+    const client = yield* Qmp.connect(target, { keepEvents: false, onEvent: (event) => pending.push(event) }).pipe(
       Effect.catch((error) => fail(`cannot watch the QMP server at ${where}: ${error.message}`))
     )
     const interactive = process.stdout.isTTY === true
@@ -82,7 +84,6 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     const rows = new Map<string, Row>()
     /** Ids whose `null` event was seen: a late `query-jobs` reply must not bring them back. */
     const gone = new Set<string>()
-    let eventsSeen = 0
     let lastEvent = ""
     let drawnLines = 0
     let shutdown = false
@@ -109,9 +110,7 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
 
     /** Applies the events received since the last look. */
     const applyEvents = () => {
-      const events = client.events
-      for (; eventsSeen < events.length; eventsSeen++) {
-        const event = events[eventsSeen]!
+      for (const event of pending.splice(0)) {
         const data = event.data ?? {}
         let line: string
         if (event.event === "JOB_STATUS_CHANGE") {

@@ -56,7 +56,7 @@ export interface QmpClient {
   readonly raw: (data: string | Uint8Array) => Effect.Effect<void, QmpClientError>
   /** The next reply not yet claimed (after `raw`). */
   readonly nextReply: Effect.Effect<Reply, QmpClientError>
-  /** Every event received so far, in order. */
+  /** Every event received so far, in order (unless connected with `keepEvents: false`). */
   readonly events: ReadonlyArray<EventMessage>
   /** The first event (received already or later) matching `predicate`. */
   readonly awaitEvent: (predicate: (event: EventMessage) => boolean) => Effect.Effect<EventMessage, QmpClientError>
@@ -72,7 +72,13 @@ const decoder = new TextDecoder()
 /** Connects and reads the greeting; `negotiate` (default true) also sends `qmp_capabilities`. */
 export const connect = (
   target: Target,
-  options: { readonly negotiate?: boolean | undefined } = {}
+  options: {
+    readonly negotiate?: boolean | undefined
+    /** Keep every event in `events` (default true); a long-lived client passes false and uses `onEvent`. */
+    readonly keepEvents?: boolean | undefined
+    /** Called with each event as it arrives. */
+    readonly onEvent?: ((event: EventMessage) => void) | undefined
+  } = {}
 ): Effect.Effect<QmpClient, QmpClientError, Scope.Scope> =>
   Effect.gen(function*() {
     const socket = yield* NodeSocket.makeNet("path" in target ? { path: target.path } : { host: target.host, port: target.port, noDelay: true })
@@ -96,7 +102,8 @@ export const connect = (
       if (typeof message !== "object" || message === null || Array.isArray(message)) return false
       if (typeof message.event === "string") {
         const event = message as unknown as EventMessage
-        events.push(event)
+        if (options.keepEvents ?? true) events.push(event)
+        options.onEvent?.(event)
         for (const waiter of waiters) {
           if (waiter.predicate(event)) {
             waiters.delete(waiter)
@@ -138,9 +145,18 @@ export const connect = (
     const raw = (data: string | Uint8Array) =>
       Effect.mapError(writer.write(typeof data === "string" ? encoder.encode(data) : data), (e) => fail(e.message))
     const nextReply = Queue.take(replies)
+    const connectionClosed = Effect.andThen(Deferred.await(closed), Effect.fail(fail("connection closed")))
     const request = (message: unknown) =>
       lock.withPermits(1)(
-        Effect.andThen(raw(`${typeof message === "string" ? message : JSON.stringify(message)}\n`), nextReply)
+        Effect.suspend(() =>
+          Deferred.isDoneUnsafe(closed)
+            ? Effect.fail(fail("connection closed"))
+            : Effect.raceFirst(
+              Effect.andThen(raw(`${typeof message === "string" ? message : JSON.stringify(message)}\n`), nextReply),
+              // A write to a socket the server has closed may never fail: the close ends the wait.
+              connectionClosed
+            )
+        )
       )
     const execute = (command: string, args?: Readonly<Record<string, unknown>>) =>
       Effect.flatMap(

@@ -58,6 +58,9 @@ const scenario = (stop: "SIGTERM" | "SIGINT" | "quit") =>
     assert.approximately(shutdown.timestamp.seconds + shutdown.timestamp.microseconds / 1e6, Date.now() / 1000, 60)
     assert.isTrue(Number.isInteger(shutdown.timestamp.microseconds) && shutdown.timestamp.microseconds < 1e6)
     yield* c.closed
+    // The client answers a command on the closed connection with an error, not a hang.
+    const late = yield* Effect.exit(c.execute("query-jobs"))
+    assert.isTrue(Exit.isFailure(late))
     assert.strictEqual(yield* server.exited, 0)
     assert.isFalse(fs.existsSync(socket))
     assert.strictEqual(server.stdout(), "listening\nslow null Operation canceled\n")
