@@ -25,16 +25,13 @@ import * as JobDriver from "../JobDriver.ts"
 import type { Jobs } from "../Jobs.ts"
 import * as RateLimit from "../RateLimit.ts"
 import {
-  abort,
   checkSource,
-  commit,
   copyAll,
   createTemp,
   defaultChunkSize,
   type FileDriverOptions,
   FileJobParams,
-  prepareCommit,
-  release,
+  finalizationCallbacks,
   setUp,
   sizeOf
 } from "./chunkCopy.ts"
@@ -70,15 +67,7 @@ export const makeDriver = (
           yield* checkSource(job)
         })
 
-        return {
-          run,
-          prepare: prepareCommit(job, handle),
-          commit: commit(job, handle),
-          abort: abort(job, handle),
-          clean: release(job),
-          free: release(job),
-          setSpeed: limiter.setSpeed
-        }
+        return { run, ...finalizationCallbacks(job, handle, limiter) }
       })
   })
 

@@ -430,5 +430,20 @@ export const abort = (job: FileJob, handle: JobHandle): Effect.Effect<void, File
     return Effect.andThen(withdraw(handle.txn, rename), removeIfPresent(job.files, rename.temp))
   })
 
+/**
+ * The callbacks both file drivers share once the copy exists: the copy is made
+ * durable at `prepare`, renamed into place at `commit`, removed at `abort`; the
+ * files are closed at `clean` (and again, harmlessly, at `free`); `setSpeed`
+ * goes to the rate limiter.
+ */
+export const finalizationCallbacks = (job: FileJob, handle: JobHandle, limiter: RateLimit.RateLimiter) => ({
+  prepare: prepareCommit(job, handle),
+  commit: commit(job, handle),
+  abort: abort(job, handle),
+  clean: release(job),
+  free: release(job),
+  setSpeed: limiter.setSpeed
+})
+
 export const pollIntervalOf = (options: FileDriverOptions | undefined): Duration.Duration =>
   Duration.fromInputUnsafe(options?.pollInterval ?? defaultPollInterval)

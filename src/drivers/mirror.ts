@@ -30,17 +30,14 @@ import * as JobStatus from "../JobStatus.ts"
 import type { Jobs } from "../Jobs.ts"
 import * as RateLimit from "../RateLimit.ts"
 import {
-  abort,
-  commit,
   copyAll,
   createTemp,
   defaultChunkSize,
   type FileDriverOptions,
   FileJobParams,
+  finalizationCallbacks,
   mayHaveChanged,
   pollIntervalOf,
-  prepareCommit,
-  release,
   setUp,
   sizeOf,
   snapshotSource,
@@ -111,12 +108,7 @@ export const makeDriver = (
             }),
             handle.enter // a no-op while parked in STANDBY: `run` sees the flag after the resume
           ),
-          prepare: prepareCommit(job, handle),
-          commit: commit(job, handle),
-          abort: abort(job, handle),
-          clean: release(job),
-          free: release(job),
-          setSpeed: limiter.setSpeed
+          ...finalizationCallbacks(job, handle, limiter)
         }
       })
   })

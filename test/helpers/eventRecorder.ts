@@ -17,7 +17,12 @@ export interface EventRecorder {
   readonly until: (id: string, entry: string, times?: number) => Effect.Effect<void>
 }
 
-const short = (e: JobEvent): string => {
+/**
+ * One event as a short string: its status, or `READY`, `PENDING`, `CANCELLED`,
+ * `COMPLETED`, and for a failed job `COMPLETED:<error>` (or `COMPLETED(error)`
+ * when `errorText` is false).
+ */
+export const shortEvent = (e: JobEvent, errorText = true): string => {
   switch (e._tag) {
     case "StatusChange":
       return e.status
@@ -26,11 +31,13 @@ const short = (e: JobEvent): string => {
     case "Pending":
       return "PENDING"
     case "Completed":
-      return e.error === undefined ? "COMPLETED" : `COMPLETED:${e.error}`
+      return e.error === undefined ? "COMPLETED" : errorText ? `COMPLETED:${e.error}` : "COMPLETED(error)"
     case "Cancelled":
       return "CANCELLED"
   }
 }
+
+const short = (e: JobEvent): string => shortEvent(e)
 
 export const recordEvents: Effect.Effect<EventRecorder, never, Jobs | Scope.Scope> = Effect.gen(function*() {
   const jobs = yield* Jobs

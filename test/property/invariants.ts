@@ -4,25 +4,13 @@
  */
 import type { JobEvent } from "../../src/JobEvent.ts"
 import * as JobStatus from "../../src/JobStatus.ts"
+import { shortEvent } from "../helpers/eventRecorder.ts"
 import type { CallbackName } from "../../src/testing.ts"
 import type { JobRun, RunRecord } from "./runScenario.ts"
 
 /** One job's events as short strings: statuses, and READY, PENDING, COMPLETED, CANCELLED. */
 export const eventTrace = (events: ReadonlyArray<JobEvent>, id: string): Array<string> =>
-  events.filter((e) => e.id === id).map((e) => {
-    switch (e._tag) {
-      case "StatusChange":
-        return e.status
-      case "Ready":
-        return "READY"
-      case "Pending":
-        return "PENDING"
-      case "Completed":
-        return e.error === undefined ? "COMPLETED" : "COMPLETED(error)"
-      case "Cancelled":
-        return "CANCELLED"
-    }
-  })
+  events.filter((e) => e.id === id).map((e) => shortEvent(e, false))
 
 export const statusHistory = (events: ReadonlyArray<JobEvent>, id: string): Array<JobStatus.JobStatus> =>
   events.flatMap((e) => e._tag === "StatusChange" && e.id === id ? [e.status] : [])

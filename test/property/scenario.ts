@@ -7,7 +7,7 @@
  */
 import * as fc from "fast-check"
 import type { JobStatus } from "../../src/JobStatus.ts"
-import type { CallbackName, TestParams } from "../../src/testing.ts"
+import { type CallbackName, callbackNames, type TestParams } from "../../src/testing.ts"
 
 /** How a step names its job: by id, or by the `Job` object `create` returned. */
 export type Via = "id" | "object"
@@ -106,21 +106,7 @@ export interface Scenario {
 }
 
 /** The callbacks a test job may be told to fail or die in, apart from `make` (rarer: it fails the job early). */
-const failableCallbacks: ReadonlyArray<CallbackName> = [
-  "run",
-  "pause",
-  "resume",
-  "userResume",
-  "complete",
-  "prepare",
-  "commit",
-  "abort",
-  "clean",
-  "cancel",
-  "change",
-  "setSpeed",
-  "free"
-]
+const failableCallbacks: ReadonlyArray<CallbackName> = callbackNames.filter((name) => name !== "make")
 
 export const callbackList: fc.Arbitrary<ReadonlyArray<CallbackName>> = fc.oneof(
   { weight: 12, arbitrary: fc.constant([]) },
