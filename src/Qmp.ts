@@ -20,8 +20,8 @@
  * )
  * ```
  *
- * `serve` returns when a client sends `quit`; a signal interrupts it. Either
- * way the server sends `SHUTDOWN`, closes its connections and removes its
+ * `serve` returns when a client sends `quit`; a signal interrupts it. In both
+ * cases the server sends `SHUTDOWN`, closes its connections and removes its
  * socket file, then the `Jobs` layer closes and force-cancels every job.
  *
  * @since 0.1.0

@@ -20,19 +20,17 @@
  *
  * @since 0.1.0
  */
-import { Effect, FileSystem, type Layer, Path } from "effect"
+import { Effect, type FileSystem, type Layer, type Path } from "effect"
 import * as JobDriver from "../JobDriver.ts"
 import type { Jobs } from "../Jobs.ts"
-import * as RateLimit from "../RateLimit.ts"
 import {
   checkSource,
   copyAll,
   createTemp,
-  defaultChunkSize,
   type FileDriverOptions,
   FileJobParams,
   finalizationCallbacks,
-  setUp,
+  startFileJob,
   sizeOf
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
@@ -52,10 +50,7 @@ export const makeDriver = (
     params: FileJobParams,
     make: (params, handle) =>
       Effect.gen(function*() {
-        const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
-        const job = yield* setUp(files, params, handle.id ?? "<internal>")
-        const limiter = yield* RateLimit.make(handle, { initialSpeed: params.speed })
-        const chunkSize = options?.chunkSize ?? defaultChunkSize
+        const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
 
         const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
           // The size of the file `make` opened: the copy is of that file, that long.

@@ -5,7 +5,7 @@
  * compare-and-fix round of a mirror, and the durable hand-over to the commit.
  * @internal
  */
-import { Clock, Duration, Effect, Exit, Fiber, type FileSystem, Option, Schema, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FileSystem, Option, Path, Schema, Scope } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
 import * as RateLimit from "../RateLimit.ts"
 import { commitRename, prepared, recoverJournalsWith, removeStaleTempsWith, type Rename, withdraw } from "./commitJournal.ts"
@@ -428,6 +428,22 @@ export const abort = (job: FileJob, handle: JobHandle): Effect.Effect<void, File
     const rename = job.rename
     if (rename === undefined) return Effect.void
     return Effect.andThen(withdraw(handle.txn, rename), removeIfPresent(job.files, rename.temp))
+  })
+
+/**
+ * What both file drivers do first in `make`: check and open the files, and set
+ * up the rate limiter with the job's initial speed.
+ */
+export const startFileJob = (
+  params: FileJobParams,
+  handle: JobHandle,
+  options: FileDriverOptions | undefined
+) =>
+  Effect.gen(function*() {
+    const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
+    const job = yield* setUp(files, params, handle.id ?? "<internal>")
+    const limiter = yield* RateLimit.make(handle, { initialSpeed: params.speed })
+    return { job, limiter, chunkSize: options?.chunkSize ?? defaultChunkSize }
   })
 
 /**

@@ -20,7 +20,7 @@
  * journal lists exists, the commit was under way — finish it (rename every
  * temporary copy that is still there); otherwise the journal was still being
  * written (nothing was renamed yet) or already being removed (everything was
- * renamed) — just remove the copies. Either way the targets end all-new or
+ * renamed) — just remove the copies. In both cases the targets end all-new or
  * all-old, never mixed.
  * @internal
  */

@@ -24,21 +24,19 @@
  *
  * @since 0.1.0
  */
-import { Effect, FileSystem, type Layer, Path } from "effect"
+import { Effect, type FileSystem, type Layer, type Path } from "effect"
 import * as JobDriver from "../JobDriver.ts"
 import * as JobStatus from "../JobStatus.ts"
 import type { Jobs } from "../Jobs.ts"
-import * as RateLimit from "../RateLimit.ts"
 import {
   copyAll,
   createTemp,
-  defaultChunkSize,
   type FileDriverOptions,
   FileJobParams,
   finalizationCallbacks,
   mayHaveChanged,
   pollIntervalOf,
-  setUp,
+  startFileJob,
   sizeOf,
   snapshotSource,
   syncRound
@@ -60,10 +58,7 @@ export const makeDriver = (
     params: FileJobParams,
     make: (params, handle) =>
       Effect.gen(function*() {
-        const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
-        const job = yield* setUp(files, params, handle.id ?? "<internal>")
-        const limiter = yield* RateLimit.make(handle, { initialSpeed: params.speed })
-        const chunkSize = options?.chunkSize ?? defaultChunkSize
+        const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
         const pollInterval = pollIntervalOf(options)
         let completeRequested = false
 
