@@ -60,7 +60,10 @@ const createOptions = (action: Action, txn: JobTxn.JobTxn | undefined): CreateOp
     manualFinalize: data["auto-finalize"] === false,
     manualDismiss: data["auto-dismiss"] === false,
     params,
-    txn
+    txn,
+    // The engine's speed is what QMP reports (events, query-block-jobs); negative
+    // speeds were refused by `validateAll`, in QEMU's order.
+    speed: data.speed !== undefined && data.speed > 0 ? data.speed : undefined
   }
 }
 
@@ -69,7 +72,7 @@ const validateAll = (jobs: JobsService, actions: ReadonlyArray<Action>) =>
   Effect.gen(function*() {
     const ids = new Set<string>()
     for (const action of actions) {
-      yield* Effect.mapError(jobs.validate(createOptions(action, undefined)), fromJobError)
+      yield* Effect.mapError(jobs.validate({ ...createOptions(action, undefined), speed: undefined }), fromJobError)
       const id = action.data["job-id"]
       // An earlier action of this transaction would have taken the id by now.
       if (ids.has(id)) return yield* new GenericError({ desc: `Job ID '${id}' already in use` })
@@ -109,11 +112,6 @@ export const startActions = (
     for (const action of actions) {
       const job = yield* Effect.catch(jobs.create(createOptions(action, txn)), undo)
       created.push(job)
-    }
-    // The engine's speed is what QMP reports (events, query-block-jobs); the driver got it as a parameter too.
-    for (let i = 0; i < actions.length; i++) {
-      const speed = actions[i]!.data.speed
-      if (speed !== undefined && speed > 0) yield* Effect.catch(jobs.setSpeed(created[i]!, speed), undo)
     }
     for (const job of created) yield* Effect.mapError(jobs.start(job), fromJobError)
   })
