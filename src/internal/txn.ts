@@ -127,29 +127,46 @@ export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
  * hard cancel arriving meanwhile, aborts every member.
  */
 const runFinalization = (txn: TxnState): Effect.Effect<void> =>
+  Effect.suspend(() => txn.members.some(needsPrepare) ? prepareAll(txn) : commitOrAbort(txn, undefined)).pipe(
+    Effect.uninterruptible
+  )
+
+const needsPrepare = (member: JobRecord): boolean =>
+  member.callbacks?.prepare !== undefined && member.error === undefined && !member.isCancelled
+
+/** Every `prepare`, in creation order, until one fails or the transaction is told to abort. */
+const prepareAll = (txn: TxnState): Effect.Effect<void> =>
   Effect.gen(function*() {
-    let failing: JobRecord | undefined
     for (const member of txn.members) {
-      // A snapshot is enough here: the commit decision below re-reads the phase in a transaction.
+      // A snapshot is enough here: the commit decision re-reads the phase in a transaction.
       if (txn.currentPhase !== "finalizing") break
-      const prepare = member.callbacks?.prepare
-      if (prepare === undefined || member.error !== undefined || member.isCancelled) continue
-      const exit = yield* Effect.exit(prepare)
+      if (!needsPrepare(member)) continue
+      const exit = yield* Effect.exit(member.callbacks!.prepare!)
       if (Exit.isFailure(exit)) {
         member.recordError(causeMessage(exit.cause))
-        failing = member
-        break
+        return yield* commitOrAbort(txn, member)
       }
     }
-    const commit = yield* Effect.tx(TxRef.modify(txn.phase, (phase): [boolean, TxnPhase] =>
+    return yield* commitOrAbort(txn, undefined)
+  })
+
+/** The commit decision, then every member's commit — or the abort routine. */
+const commitOrAbort = (txn: TxnState, failing: JobRecord | undefined): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.tx(TxRef.modify(txn.phase, (phase): [boolean, TxnPhase] =>
       failing === undefined && phase === "finalizing" ? [true, "committing"] : [false, "aborting"]
-    ))
-    if (commit) {
-      for (const member of txn.members) yield* finalizeJob(member)
-      txn.settleUnsafe({ _tag: "Committed" })
-      return
+    )),
+    (commit) => {
+      if (commit) {
+        return Effect.andThen(
+          Effect.forEach(txn.members, finalizeJob, { discard: true }),
+          Effect.sync(() => txn.settleUnsafe({ _tag: "Committed" }))
+        )
+      }
+      const cause = failing ?? txn.members.find((m) => m.isCancelled) ?? txn.members[0]!
+      return Effect.andThen(
+        failing === undefined ? Effect.void : Effect.sync(() => settleOutcomeUnsafe(failing)),
+        abortTxn(txn, cause)
+      )
     }
-    const cause = failing ?? txn.members.find((m) => m.isCancelled) ?? txn.members[0]!
-    if (failing !== undefined) yield* Effect.sync(() => settleOutcomeUnsafe(failing))
-    yield* abortTxn(txn, cause)
-  }).pipe(Effect.uninterruptible)
+  )
