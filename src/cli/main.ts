@@ -39,13 +39,15 @@ const speedFlag = Flag.Int("speed").pipe(
   Flag.optional
 )
 
+const overwriteFlag = Flag.Boolean("overwrite").pipe(
+  Flag.withDescription("Replace DST if it exists"),
+  Flag.withDefault(false)
+)
+
 const backupCommand = Command.make("backup", {
   ...fileArguments,
   speed: speedFlag,
-  overwrite: Flag.Boolean("overwrite").pipe(
-    Flag.withDescription("Replace DST if it exists"),
-    Flag.withDefault(false)
-  )
+  overwrite: overwriteFlag
 }, (options) => runJob({ type: "backup", ...options })).pipe(
   Command.withDescription(
     "Copy SRC to DST with a progress bar. DST appears complete or not at all; Ctrl-C cancels and leaves it as it was."
@@ -59,10 +61,7 @@ const backupCommand = Command.make("backup", {
 const mirrorCommand = Command.make("mirror", {
   ...fileArguments,
   speed: speedFlag,
-  overwrite: Flag.Boolean("overwrite").pipe(
-    Flag.withDescription("Replace DST if it exists"),
-    Flag.withDefault(false)
-  )
+  overwrite: overwriteFlag
 }, (options) => runJob({ type: "mirror", ...options })).pipe(
   Command.withDescription(
     "Copy SRC to DST and keep the copy in sync with SRC. Once READY, Enter (or a line on stdin) completes it: " +
