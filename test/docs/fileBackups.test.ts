@@ -5,21 +5,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
-import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { backupAll, FileJobsLive } from "../../examples/fileBackups.ts"
+import { asPublished, readRepoFile, shownBlock } from "../helpers/docBlock.ts"
 import { bytes, entries, hashBytes, hashOf, tempDir, writeFile } from "../drivers/helpers.ts"
 
-const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8")
 
 describe("README: a transaction of backups", () => {
   it("README shows examples/fileBackups.ts as it is", () => {
-    const readme = read("../../README.md")
-    const marker = readme.indexOf("<!-- source: examples/fileBackups.ts -->")
-    assert.isAtLeast(marker, 0)
-    const open = readme.indexOf("```ts\n", marker) + 6
-    const shown = readme.slice(open, readme.indexOf("\n```", open) + 1)
-    assert.strictEqual(shown, read("../../examples/fileBackups.ts").replaceAll("\"../src/index.ts\"", "\"effect-jobs\""))
+    const shown = shownBlock(readRepoFile("README.md"), "examples/fileBackups.ts")
+    assert.strictEqual(shown, asPublished(readRepoFile("examples/fileBackups.ts")))
   })
 
   it.effect("three files: all three targets appear, identical to their sources", () =>

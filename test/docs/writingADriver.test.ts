@@ -4,8 +4,8 @@
  * scenarios verbatim (up to the import paths), so the doc's code is the code
  * that compiles and passes here.
  */
-import { readFileSync } from "node:fs"
 import { expect } from "vitest"
+import { asPublished, readRepoFile, shownBlock } from "../helpers/docBlock.ts"
 // #region doc
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
@@ -198,37 +198,26 @@ describe("countdown driver", () => {
 })
 // #endregion doc
 
-const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8")
-
-/** The code block that follows `<!-- source: <name> -->` in the doc. */
-const blockAfter = (doc: string, name: string): string => {
-  const marker = doc.indexOf(`<!-- source: ${name} -->`)
-  if (marker < 0) throw new Error(`docs/writing-a-driver.md has no block for ${name}`)
-  const open = doc.indexOf("```ts\n", marker)
-  const close = doc.indexOf("\n```", open + 6)
-  return doc.slice(open + 6, close + 1)
-}
-
 describe("docs/writing-a-driver.md", () => {
-  const doc = () => read("../../docs/writing-a-driver.md")
+  const doc = () => readRepoFile("docs/writing-a-driver.md")
 
   it("shows examples/countdown.ts as it is", () => {
-    const source = read("../../examples/countdown.ts").replaceAll("\"../src/index.ts\"", "\"effect-jobs\"")
-    expect(blockAfter(doc(), "examples/countdown.ts")).toBe(source)
+    const source = asPublished(readRepoFile("examples/countdown.ts"))
+    expect(shownBlock(doc(), "examples/countdown.ts")).toBe(source)
   })
 
   it("shows the scenarios of this file as they are", () => {
-    const self = read("./writingADriver.test.ts")
+    const self = readRepoFile("test/docs/writingADriver.test.ts")
     const region = self.slice(self.indexOf("// #region doc\n") + 15, self.indexOf("// #endregion doc\n"))
     const shown = region
       .replaceAll("\"../../src/index.ts\"", "\"effect-jobs\"")
       .replaceAll("\"../../src/testing.ts\"", "\"effect-jobs/testing\"")
       .replaceAll("\"../../examples/countdown.ts\"", "\"./countdown.ts\"")
-    expect(blockAfter(doc(), "countdown.test.ts")).toBe(shown)
+    expect(shownBlock(doc(), "countdown.test.ts")).toBe(shown)
   })
 
   it("would notice a changed line", () => {
-    const source = read("../../examples/countdown.ts").replace("liftoff", "lift-off")
-    expect(blockAfter(doc(), "examples/countdown.ts")).not.toBe(source.replaceAll("\"../src/index.ts\"", "\"effect-jobs\""))
+    const source = readRepoFile("examples/countdown.ts").replace("liftoff", "lift-off")
+    expect(shownBlock(doc(), "examples/countdown.ts")).not.toBe(asPublished(source))
   })
 })

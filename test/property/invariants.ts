@@ -363,3 +363,23 @@ export const checkRun = (run: RunRecord): Array<string> => {
   if (run.finished) out.push(...checkTxn(run), ...checkTxnOutcome(run))
   return out
 }
+
+/** What a failing run did, for the property's failure message: violations, steps, events, callbacks. */
+export const failureReport = (run: RunRecord, violations: ReadonlyArray<string>): string => {
+  const events = run.jobs.map((jr) => `  ${jr.id}: ${eventTrace(run.events, jr.id).join(", ")}`)
+  const calls = run.jobs.map((jr) =>
+    `  ${jr.id} ${JSON.stringify(jr.spec.params)}${jr.spec.manualFinalize ? " manualFinalize" : ""}: ${
+      run.calls.filter((c) => c.job === jr.id).map((c) => c.callback).join(", ")
+    } | error: ${jr.job?.error ?? "-"}`
+  )
+  return [
+    "violations:",
+    ...violations.map((v) => `  ${v}`),
+    "trace:",
+    ...run.trace.map((t) => `  ${t}`),
+    "events:",
+    ...events,
+    "callbacks:",
+    ...calls
+  ].join("\n")
+}

@@ -32,7 +32,7 @@
 import { describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
 import * as fc from "fast-check"
-import { checkRun, eventTrace } from "./invariants.ts"
+import { checkRun, failureReport } from "./invariants.ts"
 import { type RunOptions, type RunRecord, runScenario } from "./runScenario.ts"
 import type { Scenario } from "./scenario.ts"
 import { txnScenario } from "./txnScenario.ts"
@@ -98,31 +98,12 @@ const checkCoverage = (coverage: Coverage, interleaved: boolean) => {
   }
 }
 
-const report = (run: RunRecord, violations: ReadonlyArray<string>): string => {
-  const events = run.jobs.map((jr) => `  ${jr.id}: ${eventTrace(run.events, jr.id).join(", ")}`)
-  const calls = run.jobs.map((jr) =>
-    `  ${jr.id} ${JSON.stringify(jr.spec.params)}${jr.spec.manualFinalize ? " manualFinalize" : ""}: ${
-      run.calls.filter((c) => c.job === jr.id).map((c) => c.callback).join(", ")
-    } | error: ${jr.job?.error ?? "-"}`
-  )
-  return [
-    "violations:",
-    ...violations.map((v) => `  ${v}`),
-    "trace:",
-    ...run.trace.map((t) => `  ${t}`),
-    "events:",
-    ...events,
-    "callbacks:",
-    ...calls
-  ].join("\n")
-}
-
 const runAndCheck = async (coverage: Coverage, s: Scenario, options: RunOptions) => {
   const exit = await Effect.runPromiseExit(runScenario(s, options))
   if (Exit.isFailure(exit)) throw new Error(`the run died:\n${Cause.pretty(exit.cause)}`)
   const run = exit.value
   const violations = [...run.violations, ...checkRun(run)]
-  if (violations.length > 0) throw new Error(report(run, violations))
+  if (violations.length > 0) throw new Error(failureReport(run, violations))
   count(coverage, run)
 }
 

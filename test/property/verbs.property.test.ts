@@ -15,7 +15,7 @@
 import { describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
 import * as fc from "fast-check"
-import { checkRun, eventTrace } from "./invariants.ts"
+import { checkRun, failureReport } from "./invariants.ts"
 import { runScenario } from "./runScenario.ts"
 import { scenario } from "./scenario.ts"
 
@@ -31,24 +31,7 @@ const property = fc.asyncProperty(scenario({ maxSteps }), async (s) => {
   if (Exit.isFailure(exit)) throw new Error(`the run died:\n${Cause.pretty(exit.cause)}`)
   const run = exit.value
   const violations = [...run.violations, ...checkRun(run)]
-  if (violations.length > 0) {
-    const events = run.jobs.map((jr) => `  ${jr.id}: ${eventTrace(run.events, jr.id).join(", ")}`)
-    const calls = run.jobs.map((jr) =>
-      `  ${jr.id}: ${run.calls.filter((c) => c.job === jr.id).map((c) => c.callback).join(", ")}`
-    )
-    throw new Error(
-      [
-        "violations:",
-        ...violations.map((v) => `  ${v}`),
-        "trace:",
-        ...run.trace.map((t) => `  ${t}`),
-        "events:",
-        ...events,
-        "callbacks:",
-        ...calls
-      ].join("\n")
-    )
-  }
+  if (violations.length > 0) throw new Error(failureReport(run, violations))
 })
 
 describe("verbs (property)", () => {
