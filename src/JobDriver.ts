@@ -70,6 +70,13 @@ export interface JobDriver<Params, E = never, R = never> {
   readonly type: string
   /** Decodes a job's parameters. */
   readonly params: Schema.Decoder<Params>
+  /**
+   * Checks made before the job exists (QEMU checks its block nodes before it
+   * creates a job): a failure refuses `Jobs.create` (and `Jobs.validate`) with
+   * `JobRefused`, and no job, no event, is ever seen. What can only fail once
+   * the job exists belongs in `make`.
+   */
+  readonly check?: ((params: Params) => Effect.Effect<void, E, R>) | undefined
   /** Builds one job's callbacks; failing here fails the job early (CREATED → NULL). */
   readonly make: (params: Params, job: JobHandle) => Effect.Effect<JobCallbacks<E>, E, R>
 }

@@ -202,6 +202,22 @@ export class JobSetupFailed extends Schema.TaggedError<JobSetupFailed>()("JobSet
 }
 
 /**
+ * The driver's `check` refused the parameters: no job was created.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobRefused extends Schema.TaggedError<JobRefused>()("JobRefused", {
+  id: Schema.String,
+  type: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return this.detail
+  }
+}
+
+/**
  * A driver callback run on behalf of a verb (`complete`, `change`, `setSpeed`) failed;
  * the job is unaffected.
  *
@@ -290,6 +306,7 @@ export type CreateError =
   | UnknownJobType
   | InvalidParameters
   | JobSetupFailed
+  | JobRefused
   | TxnClosed
   | EngineClosing
   | NegativeSpeed

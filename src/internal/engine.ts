@@ -23,6 +23,7 @@ import {
   JobIdRequired,
   JobNotFound,
   JobNotPaused,
+  JobRefused,
   JobSetupFailed,
   NegativeSpeed,
   TxnClosed,
@@ -48,6 +49,7 @@ import { TxnState } from "./txnState.ts"
 interface RegisteredDriver {
   readonly decode: (params: unknown) => Effect.Effect<unknown, Schema.SchemaError>
   readonly make: (params: unknown, job: JobHandle) => Effect.Effect<JobCallbacks<unknown>, unknown>
+  readonly check: ((params: unknown) => Effect.Effect<void, unknown>) | undefined
 }
 
 /** QEMU's id_wellformed: a letter, then letters, digits, `-`, `.`, `_`. */
@@ -101,7 +103,10 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           const decode = Schema.decodeUnknownEffect(driver.params as Schema.Decoder<P>)
           drivers.set(driver.type, {
             decode: (params) => decode(params),
-            make: (params, job) => Effect.provideContext(driver.make(params as P, job), context)
+            make: (params, job) => Effect.provideContext(driver.make(params as P, job), context),
+            check: driver.check === undefined
+              ? undefined
+              : (params) => Effect.provideContext(driver.check!(params as P), context)
           })
           return Effect.void
         })
@@ -132,13 +137,19 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
         }
         const driver = drivers.get(options.type)
         if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
-        return Effect.map(
-          Effect.mapError(
-            driver.decode(options.params ?? {}),
-            (e) => new InvalidParameters({ type: options.type, detail: e.message })
-          ),
-          (params) => [driver, params]
+        const decoded = Effect.mapError(
+          driver.decode(options.params ?? {}),
+          (e) => new InvalidParameters({ type: options.type, detail: e.message })
         )
+        const checked = driver.check
+        return Effect.flatMap(decoded, (params): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
+          checked === undefined
+            ? Effect.succeed([driver, params])
+            : Effect.as(
+              Effect.catchCause(checked(params), (cause) =>
+                Effect.fail(new JobRefused({ id: options.id ?? "", type: options.type, detail: causeMessage(cause) }))),
+              [driver, params]
+            ))
       })
 
     const create = (options: CreateOptions): Effect.Effect<Job, CreateError> =>
