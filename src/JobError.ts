@@ -171,7 +171,9 @@ export class UnknownJobType extends Schema.TaggedError<UnknownJobType>()("Unknow
 }
 
 /**
- * The job's parameters do not match its driver's schema.
+ * The job's parameters do not match its driver's schema. The message is one
+ * line (QMP sends it as an error's `desc`): the schema's own text puts the
+ * path on a line of its own, which joins the first here.
  *
  * @since 0.1.0
  * @category errors
@@ -181,7 +183,7 @@ export class InvalidParameters extends Schema.TaggedError<InvalidParameters>()("
   detail: Schema.String
 }) {
   override get message() {
-    return `Invalid parameters for job type '${this.type}': ${this.detail}`
+    return `Invalid parameters for job type '${this.type}': ${this.detail.trim().replace(/\s*[\r\n]+\s*/g, " ")}`
   }
 }
 
@@ -351,6 +353,19 @@ export class DriverAlreadyRegistered extends Schema.TaggedError<DriverAlreadyReg
 export class TxnClosed extends Schema.TaggedError<TxnClosed>()("TxnClosed", { id: Schema.String }) {
   override get message() {
     return `Job '${this.id}' cannot join a transaction whose members have already finished`
+  }
+}
+
+/**
+ * `JobTxn.awaitOutcome` of a transaction that has no members: there is nothing
+ * to commit or abort, and so no outcome to wait for.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TxnEmpty extends Schema.TaggedError<TxnEmpty>()("TxnEmpty", {}) {
+  override get message() {
+    return "The transaction has no members"
   }
 }
 

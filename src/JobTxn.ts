@@ -11,6 +11,7 @@
  */
 import { Effect, Schema, TxRef } from "effect"
 import type { Job } from "./Job.ts"
+import { TxnEmpty } from "./JobError.ts"
 import { cancelJob } from "./internal/cancel.ts"
 import { TxnState } from "./internal/txnState.ts"
 
@@ -50,12 +51,18 @@ export type TxnOutcome = typeof TxnOutcome.Type
 export const make: Effect.Effect<JobTxn> = Effect.sync(() => new TxnState(true))
 
 /**
- * Waits until the transaction has committed or aborted.
+ * Waits until the transaction has committed or aborted. A transaction with no
+ * members has no outcome to wait for: it fails at once with `TxnEmpty` (a member
+ * whose creation failed never joined).
  *
  * @since 0.1.0
  * @category getters
  */
-export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome> => (txn as TxnState).awaitSettled()
+export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome, TxnEmpty> =>
+  Effect.suspend(() => {
+    const state = txn as TxnState
+    return state.members.length === 0 ? Effect.fail(new TxnEmpty()) : state.awaitSettled()
+  })
 
 /**
  * Aborts the whole transaction: force-cancels one member, which force-cancels
@@ -72,6 +79,8 @@ export const cancel = (txn: JobTxn): Effect.Effect<void> =>
     if (phase === "committing" || phase === "committed" || phase === "aborted") return
     const member = state.members.find((m) => m.status !== "concluded" && m.status !== "null")
     if (member === undefined) return
-    yield* cancelJob(member, true)
+    // Uninterruptible: a request once made is carried out. A transaction being
+    // finalized ("locked") is past cancelling: its end is what there is to wait for.
+    yield* Effect.uninterruptible(cancelJob(member, true))
     yield* state.awaitSettled()
   })

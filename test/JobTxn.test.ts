@@ -128,8 +128,9 @@ describe("transactions", () => {
       assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
       const finalization = log.calls.filter((c) => ["prepare", "commit", "clean"].includes(c.callback))
         .map((c) => `${c.callback}:${c.job}`)
-      assert.deepStrictEqual(finalization.slice(0, 3), ["prepare:a", "prepare:b", "prepare:c"])
-      assert.deepStrictEqual(finalization.slice(3), ["commit:a", "clean:a", "commit:b", "clean:b", "commit:c", "clean:c"])
+      // Newest member first, as QEMU applies a transaction's steps.
+      assert.deepStrictEqual(finalization.slice(0, 3), ["prepare:c", "prepare:b", "prepare:a"])
+      assert.deepStrictEqual(finalization.slice(3), ["commit:c", "clean:c", "commit:b", "clean:b", "commit:a", "clean:a"])
       for (const id of ids) {
         yield* rec.until(id, "null")
         assert.deepStrictEqual(rec.statuses(id), ["created", "running", "waiting", "pending", "concluded", "null"])
@@ -158,7 +159,9 @@ describe("transactions", () => {
       for (const id of ["a", "b", "c"]) {
         assert.deepStrictEqual(yield* committedOrAborted(id), ["abort"], id)
       }
-      assert.deepStrictEqual(log.of("c").filter((c) => c === "prepare"), [], "prepares stop at the first failure")
+      // Prepares run newest first (c, then b) and stop at the first failure: a never prepares.
+      assert.deepStrictEqual(log.of("c").filter((c) => c === "prepare"), ["prepare"])
+      assert.deepStrictEqual(log.of("a").filter((c) => c === "prepare"), [], "prepares stop at the first failure")
       assert.deepStrictEqual(
         txn.members.map((m) => m.error),
         ["Operation canceled", "test job: prepare failed", "Operation canceled"]
@@ -264,5 +267,29 @@ describe("transactions", () => {
       assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
       assert.deepStrictEqual(yield* jobs.awaitOutcome(b), succeeded)
       assert.deepStrictEqual(yield* committedOrAborted("b"), ["commit"])
+    }).pipe(Effect.provide(Testing.layer)))
+})
+
+describe("a transaction with no members", () => {
+  it.effect("has no outcome to wait for: awaitOutcome fails at once with TxnEmpty", () =>
+    Effect.gen(function*() {
+      const txn = yield* JobTxn.make
+      const error = yield* Effect.flip(JobTxn.awaitOutcome(txn))
+      assert.strictEqual(error._tag, "TxnEmpty")
+      assert.strictEqual(error.message, "The transaction has no members")
+      // JobTxn.cancel has nothing to do either.
+      yield* JobTxn.cancel(txn)
+    }).pipe(Effect.provide(Testing.layer)))
+
+  it.effect("a member whose creation failed never joined: still no members", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const txn = yield* JobTxn.make
+      const failed = yield* Effect.flip(jobs.create({ type: "test", id: "x", txn, params: { fail: ["make"] } }))
+      assert.strictEqual(failed._tag, "JobSetupFailed")
+      assert.strictEqual((yield* Effect.flip(JobTxn.awaitOutcome(txn)))._tag, "TxnEmpty")
+      // Once a member joins, the outcome is there to wait for.
+      yield* jobs.run({ type: "test", id: "y", txn, params: { iterations: 0 } })
+      assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
     }).pipe(Effect.provide(Testing.layer)))
 })

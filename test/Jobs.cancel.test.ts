@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
+import * as JobTxn from "../src/JobTxn.ts"
 import { Jobs } from "../src/Jobs.ts"
 import * as Testing from "../src/testing.ts"
 import { recordEvents } from "./helpers/eventRecorder.ts"
@@ -227,4 +228,60 @@ describe("cancel (spec §8.1)", () => {
         "null"
       ])
     }).pipe(Effect.provide(Testing.layer)))
+})
+
+describe("cancel of a job that never started", () => {
+  it.effect("a driver that answers soft: the cancel is hard all the same (created → aborting → concluded → null)", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const rec = yield* recordEvents
+      const job = yield* jobs.create({ type: "test", id: "soft", params: { softCancelAlways: true } })
+      yield* jobs.cancel(job)
+      assert.strictEqual(job.status, "null")
+      assert.isTrue(job.isCancelled)
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Cancelled" })
+      yield* rec.until("soft", "null")
+      assert.deepStrictEqual(rec.trace("soft"), ["created", "aborting", "concluded", "null"])
+      const log = yield* Testing.CallbackLog
+      assert.deepStrictEqual(log.of("soft"), ["make", "cancel", "abort", "clean", "free"])
+      const refused = yield* Effect.flip(jobs.start(job))
+      assert.strictEqual(refused._tag, "JobAlreadyStarted")
+    }).pipe(Effect.provide(Testing.layer)))
+
+  it.effect("inside a transaction: the soft-answered cancel aborts it, and a later start is refused", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const txn = yield* JobTxn.make
+      const soft = yield* jobs.create({ type: "test", id: "soft", txn, params: { softCancelAlways: true } })
+      const other = yield* jobs.create({ type: "test", id: "other", txn, params: { iterations: 0 } })
+      yield* jobs.start(other)
+      assert.strictEqual(other.status, "waiting")
+      yield* jobs.cancel(soft, { force: false })
+      assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Aborted", error: "Operation canceled" })
+      assert.strictEqual(other.status, "null")
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(other), { _tag: "Cancelled" })
+      assert.strictEqual((yield* Effect.flip(jobs.start("soft")))._tag, "JobNotFound")
+    }).pipe(Effect.provide(Testing.layer)))
+
+  it.effect("a failing cancel callback fails the job with its error, as in READY and WAITING", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const job = yield* jobs.create({ type: "test", id: "j", params: { softCancel: true, fail: ["cancel"] } })
+      yield* jobs.cancel(job, { force: true })
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Failed", error: "test job: cancel failed" })
+      assert.strictEqual(job.error, "test job: cancel failed")
+      assert.strictEqual(job.status, "null")
+    }).pipe(Effect.provide(Testing.layer)))
+
+  it.effect("the Jobs layer closes with a soft-answered never-started job in it", () =>
+    Effect.gen(function*() {
+      const closed = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const job = yield* jobs.create({ type: "test", id: "soft", params: { softCancelAlways: true } })
+        const other = yield* jobs.create({ type: "test", id: "other", params: { softCancelAlways: true } })
+        yield* jobs.cancel(job, { force: false })
+        return [job, other] as const
+      }).pipe(Effect.provide(Testing.layer)))
+      for (const job of closed) assert.strictEqual(job.status, "null")
+    }))
 })

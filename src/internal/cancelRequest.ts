@@ -52,9 +52,10 @@ export const requestCancel = (
     if (!job.beginCancelUnsafe()) return Effect.succeed(true)
     const cancel = job.callbacks?.cancel
     const userResume = job.callbacks?.userResume
+    // A job that never started has nothing to finish softly: every cancel of it is hard.
     const decide = cancel === undefined
       ? Effect.succeed(true)
-      : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force)
+      : Effect.map(onBehalf(job, "cancel", cancel(force), true), (hard) => hard || force || !job.started)
     return Effect.flatMap(decide, (hard) =>
       Effect.andThen(
         // A failing `cancel` callback may already have ended the job's run: nothing left to resume then.
@@ -72,7 +73,11 @@ export const requestCancel = (
           return hard
         })
       )).pipe(Effect.ensuring(Effect.sync(() => job.endCancelUnsafe())))
-  })
+  }).pipe(
+    // The count of cancels in flight goes up and its `ensuring` is installed with no
+    // interruption between them: finalization waits for that count to drop.
+    Effect.uninterruptible
+  )
 
 /** Wakes a soft-cancelled job: from its pause point if nothing else holds it there, else from a yield or sleep. */
 export const wakeForCancelUnsafe = (job: JobRecord): void => {

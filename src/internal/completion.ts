@@ -50,6 +50,8 @@ export const completeUnstarted = (job: JobRecord): Effect.Effect<void> =>
       // Re-checked in this step: the transaction's abort routine may have finished the job meanwhile.
       if (job.status !== "created") return undefined
       job.runReturned = true
+      // A failing `cancel` callback fails the job with its error, as if `run` had failed.
+      if (job.callbackFailure !== undefined) job.recordError(job.callbackFailure.message)
       return settleOutcomeUnsafe(job)
     }),
     (failed) => failed === undefined ? Effect.void : memberCompleted(job, failed)

@@ -30,8 +30,31 @@ export interface EngineState {
 
 interface StatusWaiter {
   readonly status: JobStatus.JobStatus
-  readonly deferred: Deferred.Deferred<void, StatusNotReached>
+  readonly resume: (exit: Exit.Exit<void, StatusNotReached>) => void
 }
+
+/**
+ * A wait registered in `set` until `resume` is called; an interrupted waiter
+ * takes itself out at once, so abandoned waits cost nothing afterwards.
+ * `now` is checked in the same step as the registration (a fiber may yield
+ * between any two steps, and the status may change meanwhile): when it returns
+ * an exit, the wait is over before it began.
+ */
+const waitIn = <W, A, E>(
+  now: () => Exit.Exit<A, E> | undefined,
+  set: () => Set<W>,
+  make: (resume: (exit: Exit.Exit<A, E>) => void) => W
+): Effect.Effect<A, E> =>
+  Effect.callback<A, E>((resume) => {
+    const done = now()
+    if (done !== undefined) return resume(done)
+    const waiters = set()
+    const waiter = make(resume)
+    waiters.add(waiter)
+    return Effect.sync(() => {
+      waiters.delete(waiter)
+    })
+  })
 
 export const canceledMessage = "Operation canceled"
 
@@ -44,7 +67,8 @@ export class JobRecord implements Job {
   userPaused = false
   /** Pause holds by key (made on first use: most jobs never have one). */
   holds: Map<object, string> | undefined = undefined
-  busy = false
+  /** Doing work (not sleeping, yielded or parked); see `busy`. */
+  busyFlag = false
   started = false
   /** `run` has returned (QEMU: deferred_to_main_loop); verbs that act on a running job no longer apply. */
   runReturned = false
@@ -74,9 +98,9 @@ export class JobRecord implements Job {
   private cancelsInFlight = 0
   private cancelsDone: Deferred.Deferred<void> | undefined = undefined
   handle: JobHandle | undefined = undefined
-  private statusWaiters: Array<StatusWaiter> | undefined = undefined
-  private completedWaiters: Array<Deferred.Deferred<void>> | undefined = undefined
-  private concludedWaiters: Array<Deferred.Deferred<JobOutcome>> | undefined = undefined
+  private statusWaiters: Set<StatusWaiter> | undefined = undefined
+  private completedWaiters: Set<(exit: Exit.Exit<void>) => void> | undefined = undefined
+  private concludedWaiters: Set<(exit: Exit.Exit<JobOutcome>) => void> | undefined = undefined
 
   readonly engine: EngineState
   readonly id: string | undefined
@@ -102,6 +126,23 @@ export class JobRecord implements Job {
     this.autoFinalize = autoFinalize
     this.autoDismiss = autoDismiss
     this.txn = txn
+  }
+
+  /**
+   * Busy as QEMU reports it: doing work, or a member of a transaction whose
+   * finalization is under way (QEMU holds its lock through finalization, so no
+   * observer ever sees a member idle in the middle of it).
+   */
+  get busy(): boolean {
+    return this.busyFlag || this.txn.locked
+  }
+  set busy(busy: boolean) {
+    this.busyFlag = busy
+  }
+
+  /** Waits registered on this job and not yet settled or abandoned. */
+  get waiterCount(): number {
+    return (this.statusWaiters?.size ?? 0) + (this.completedWaiters?.size ?? 0) + (this.concludedWaiters?.size ?? 0)
   }
 
   get label(): string {
@@ -162,27 +203,28 @@ export class JobRecord implements Job {
     if (JobStatus.isCompleted(to) && this.completedWaiters !== undefined) {
       const waiters = this.completedWaiters
       this.completedWaiters = undefined
-      for (const d of waiters) Deferred.doneUnsafe(d, Exit.void)
+      for (const resume of waiters) resume(Exit.void)
     }
     if (to === "concluded" && this.concludedWaiters !== undefined) {
       const waiters = this.concludedWaiters
       this.concludedWaiters = undefined
       const outcome = Exit.succeed(this.outcome())
-      for (const d of waiters) Deferred.doneUnsafe(d, outcome)
+      for (const resume of waiters) resume(outcome)
     }
   }
 
   private settleStatusWaiters(to: JobStatus.JobStatus): void {
-    const keep: Array<StatusWaiter> = []
     const settled: Array<[StatusWaiter, Exit.Exit<void, StatusNotReached>]> = []
-    for (const w of this.statusWaiters!) {
+    const waiters = this.statusWaiters!
+    for (const w of waiters) {
       if (w.status === to) settled.push([w, Exit.void])
       else if (to === "null") {
         settled.push([w, Exit.fail(new StatusNotReached({ id: this.label, status: w.status }))])
-      } else keep.push(w)
+      }
     }
-    this.statusWaiters = keep.length > 0 ? keep : undefined
-    for (const [w, exit] of settled) Deferred.doneUnsafe(w.deferred, exit)
+    for (const [w] of settled) waiters.delete(w)
+    if (waiters.size === 0) this.statusWaiters = undefined
+    for (const [w, exit] of settled) w.resume(exit)
   }
 
   /** Publishes a non-status event, unless the job is internal or nobody listens. */
@@ -196,33 +238,34 @@ export class JobRecord implements Job {
 
   /** Resolves when the job is in `status` (now or later); fails if it is dismissed first. */
   awaitStatus(status: JobStatus.JobStatus): Effect.Effect<void, StatusNotReached> {
-    return Effect.suspend(() => {
-      if (this.status === status) return Effect.void
-      if (this.status === "null") return Effect.fail(new StatusNotReached({ id: this.label, status }))
-      const deferred = Deferred.makeUnsafe<void, StatusNotReached>()
-      ;(this.statusWaiters ??= []).push({ status, deferred })
-      return Deferred.await(deferred)
-    })
+    return waitIn(
+      () =>
+        this.status === status
+          ? Exit.void
+          : this.status === "null"
+          ? Exit.fail(new StatusNotReached({ id: this.label, status }))
+          : undefined,
+      () => (this.statusWaiters ??= new Set()),
+      (resume) => ({ status, resume })
+    )
   }
 
   /** Resolves once `run` has returned and its outcome is recorded (WAITING or later). */
   awaitCompleted(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-    if (JobStatus.isCompleted(this.status)) return Effect.void
-    const deferred = Deferred.makeUnsafe<void>()
-    ;(this.completedWaiters ??= []).push(deferred)
-    return Deferred.await(deferred)
-    })
+    return waitIn(
+      () => (JobStatus.isCompleted(this.status) ? Exit.void : undefined),
+      () => (this.completedWaiters ??= new Set()),
+      (resume) => resume
+    )
   }
 
   /** Resolves with the job's final outcome once it is CONCLUDED. */
   awaitConcluded(): Effect.Effect<JobOutcome> {
-    return Effect.suspend(() => {
-    if (this.status === "concluded" || this.status === "null") return Effect.succeed(this.outcome())
-    const deferred = Deferred.makeUnsafe<JobOutcome>()
-    ;(this.concludedWaiters ??= []).push(deferred)
-    return Deferred.await(deferred)
-    })
+    return waitIn(
+      () => (this.status === "concluded" || this.status === "null" ? Exit.succeed(this.outcome()) : undefined),
+      () => (this.concludedWaiters ??= new Set()),
+      (resume) => resume
+    )
   }
 
   /**
@@ -230,7 +273,7 @@ export class JobRecord implements Job {
    * (then the request must not call the driver: returns false).
    */
   beginCancelUnsafe(): boolean {
-    if (this.finalizing || this.status === "concluded" || this.status === "null") return false
+    if (this.finalizing || this.txn.locked || this.status === "concluded" || this.status === "null") return false
     this.cancelsInFlight++
     return true
   }

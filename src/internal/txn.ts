@@ -7,7 +7,16 @@
  *
  * A transaction takes two `Effect.tx` decisions besides one per member: whether
  * to finalize (taken with the last member's) and whether to commit (after the
- * prepares, which a cancel may interleave with).
+ * prepares). Steps that apply to every member run newest member first, as
+ * QEMU's do.
+ *
+ * Whoever takes a decision carries it out in the same uninterruptible region
+ * (the job's own fiber, or a verb's act, which the verbs run uninterruptibly):
+ * a decision is never left half carried out.
+ *
+ * From the decision to finalize until every member has concluded the
+ * transaction is `locked`: verbs naming a member wait for the end, members
+ * report busy, and no driver gets a `cancel` call.
  * @internal
  */
 import { Effect, Exit, TxRef } from "effect"
@@ -45,19 +54,26 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
       case "allPending":
         return Effect.sync(() => allPendingUnsafe(job.txn))
       case "finalize":
-        return Effect.andThen(Effect.sync(() => allPendingUnsafe(job.txn)), runFinalization(job.txn))
+        return Effect.andThen(
+          Effect.sync(() => {
+            job.txn.finalizationBegun = true
+            allPendingUnsafe(job.txn)
+          }),
+          runFinalization(job.txn)
+        )
     }
   })
 
 const allPendingUnsafe = (txn: TxnState): void => {
+  const members = txn.newestFirst()
   // Every member is PENDING before anyone waiting for PENDING hears of it.
-  for (const member of txn.members) {
+  for (const member of members) {
     member.setStatusUnsafe(
       "pending",
       member.autoFinalize ? undefined : (id) => ({ _tag: "Pending", id, type: member.type })
     )
   }
-  for (const member of txn.members) member.notifyStatusUnsafe("pending")
+  for (const member of members) member.notifyStatusUnsafe("pending")
 }
 
 /**
@@ -82,35 +98,44 @@ export const cancelCompletedMember = (job: JobRecord): Effect.Effect<void> =>
     }
   )
 
+const live = (member: JobRecord): boolean => member.status !== "concluded" && member.status !== "null"
+
 /**
- * The abort routine, run once per transaction by whoever decided it: every member
- * other than `cause` is force-cancelled (including one that was being finalized:
- * QEMU would commit that one), then each member, in creation order, is awaited
- * and finalized with `abort`.
+ * The abort routine, run once per transaction by whoever decided it (QEMU:
+ * job_completed_txn_abort): every member other than `cause` is force-cancelled,
+ * every member is awaited until its `run` has returned, then — under the
+ * transaction's lock — each is finalized with `abort`, newest first. Once
+ * finalization has begun (a prepare failed) the members are only marked
+ * cancelled: their drivers get no `cancel` call any more.
  */
 export const abortTxn = (txn: TxnState, cause: JobRecord): Effect.Effect<void> =>
   Effect.gen(function*() {
     txn.firstError ??= cause.error
-    for (const member of txn.members) {
-      if (member.status === "concluded" || member.status === "null") continue
+    const members = txn.newestFirst()
+    for (const member of members) {
+      if (!live(member)) continue
       // The cause keeps its own error; a cause with neither an error nor a cancel of its
       // own (a decision taken before its flag was set) is cancelled like everyone else.
       if (member === cause && (member.error !== undefined || member.isCancelled)) continue
-      yield* requestCancel(member, true, "mark")
+      if (txn.finalizationBegun) markCancelled(member, true)
+      else yield* requestCancel(member, true, "mark")
       if (member.started && !member.runReturned) member.runFiber?.interruptUnsafe()
     }
-    for (const member of txn.members) {
-      if (member.status === "concluded" || member.status === "null") continue
+    for (const member of members) {
+      if (!live(member)) continue
       if (!member.started) yield* Effect.sync(() => settleOutcomeUnsafe(member))
       yield* member.awaitCompleted()
-      yield* finalizeJob(member)
+    }
+    txn.finalizationBegun = true
+    for (const member of members) {
+      if (live(member)) yield* finalizeJob(member)
     }
     txn.settleUnsafe({ _tag: "Aborted", error: txn.firstError ?? "Operation canceled" })
   }).pipe(Effect.uninterruptible)
 
 /**
- * The `finalize` verb: finalizes the transaction of a PENDING member. A second
- * caller waits for the first.
+ * The `finalize` verb: finalizes the transaction of a PENDING member. A caller
+ * that finds finalization already under way waits for its end.
  */
 export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
   Effect.flatMap(
@@ -118,40 +143,53 @@ export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
       if (phase === "pending") return ["go", "finalizing"]
       return [phase === "finalizing" || phase === "committing" ? "wait" : "none", phase]
     })),
-    (start) => start === "go" ? runFinalization(txn) : start === "wait" ? Effect.asVoid(txn.awaitSettled()) : Effect.void
+    (start) =>
+      start === "go"
+        ? runFinalization(txn)
+        : start === "wait"
+        ? Effect.interruptible(Effect.asVoid(txn.awaitSettled()))
+        : Effect.void
   )
 
 /**
  * Finalization of a transaction whose members all succeeded (phase `finalizing`):
- * every `prepare` (creation order) before any `commit`; a failing prepare, or a
- * hard cancel arriving meanwhile, aborts every member.
+ * cancel requests already calling a driver are waited for (they were accepted
+ * before finalization began, and a hard one aborts it), then every `prepare`
+ * (newest first) before any `commit`; a failing prepare aborts every member.
  */
 const runFinalization = (txn: TxnState): Effect.Effect<void> =>
-  Effect.suspend(() => txn.members.some(needsPrepare) ? prepareAll(txn) : commitOrAbort(txn, undefined)).pipe(
-    Effect.uninterruptible
-  )
+  Effect.suspend(() => {
+    txn.finalizationBegun = true
+    const members = txn.newestFirst()
+    const rest = members.some(needsPrepare) ? prepareAll(txn, members) : commitOrAbort(txn, members, undefined)
+    return Effect.andThen(Effect.forEach(members, (m) => m.beginFinalization(), { discard: true }), rest)
+  }).pipe(Effect.uninterruptible)
 
 const needsPrepare = (member: JobRecord): boolean =>
   member.callbacks?.prepare !== undefined && member.error === undefined && !member.isCancelled
 
-/** Every `prepare`, in creation order, until one fails or the transaction is told to abort. */
-const prepareAll = (txn: TxnState): Effect.Effect<void> =>
+/** Every `prepare`, newest first, until one fails or the transaction is told to abort. */
+const prepareAll = (txn: TxnState, members: ReadonlyArray<JobRecord>): Effect.Effect<void> =>
   Effect.gen(function*() {
-    for (const member of txn.members) {
+    for (const member of members) {
       // A snapshot is enough here: the commit decision re-reads the phase in a transaction.
       if (txn.currentPhase !== "finalizing") break
       if (!needsPrepare(member)) continue
       const exit = yield* Effect.exit(member.callbacks!.prepare!)
       if (Exit.isFailure(exit)) {
         member.recordError(causeMessage(exit.cause))
-        return yield* commitOrAbort(txn, member)
+        return yield* commitOrAbort(txn, members, member)
       }
     }
-    return yield* commitOrAbort(txn, undefined)
+    return yield* commitOrAbort(txn, members, undefined)
   })
 
-/** The commit decision, then every member's commit — or the abort routine. */
-const commitOrAbort = (txn: TxnState, failing: JobRecord | undefined): Effect.Effect<void> =>
+/** The commit decision, then every member's commit (newest first) — or the abort routine. */
+const commitOrAbort = (
+  txn: TxnState,
+  members: ReadonlyArray<JobRecord>,
+  failing: JobRecord | undefined
+): Effect.Effect<void> =>
   Effect.flatMap(
     Effect.tx(TxRef.modify(txn.phase, (phase): [boolean, TxnPhase] =>
       failing === undefined && phase === "finalizing" ? [true, "committing"] : [false, "aborting"]
@@ -159,11 +197,11 @@ const commitOrAbort = (txn: TxnState, failing: JobRecord | undefined): Effect.Ef
     (commit) => {
       if (commit) {
         return Effect.andThen(
-          Effect.forEach(txn.members, finalizeJob, { discard: true }),
+          Effect.forEach(members, finalizeJob, { discard: true }),
           Effect.sync(() => txn.settleUnsafe({ _tag: "Committed" }))
         )
       }
-      const cause = failing ?? txn.members.find((m) => m.isCancelled) ?? txn.members[0]!
+      const cause = failing ?? members.find((m) => m.isCancelled) ?? members[0]!
       return Effect.andThen(
         failing === undefined ? Effect.void : Effect.sync(() => settleOutcomeUnsafe(failing)),
         abortTxn(txn, cause)

@@ -24,6 +24,11 @@ export class TxnState {
   private joined = 0
   /** Members created with manual finalize: while any exists, the transaction waits in PENDING. */
   manualFinalize = 0
+  /**
+   * The deciding fiber has begun finalizing the members (prepares and commits,
+   * or the abort routine's aborts): see `locked`.
+   */
+  finalizationBegun = false
   /** The error of the member whose failure aborted the transaction. */
   firstError: string | undefined = undefined
   /** Set once, when every member has concluded. */
@@ -52,6 +57,25 @@ export class TxnState {
   /** The phase, read without a transaction (a snapshot). */
   get currentPhase(): TxnPhase {
     return this.phaseRef === undefined ? "running" : this.phaseRef.value
+  }
+
+  /**
+   * Finalization is under way (QEMU runs it under its lock): from the decision
+   * to finalize until every member has concluded. Verbs naming a member wait for
+   * the end and are then checked against what it left; members report busy.
+   * The phase covers the moment between the decision and the deciding fiber's
+   * next step, `finalizationBegun` the rest.
+   */
+  get locked(): boolean {
+    if (this.outcome !== undefined) return false
+    if (this.finalizationBegun) return true
+    const phase = this.currentPhase
+    return phase === "finalizing" || phase === "committing"
+  }
+
+  /** The members, newest first: the order in which QEMU applies a transaction's steps. */
+  newestFirst(): Array<JobRecord> {
+    return this.members.slice().reverse()
   }
 
   join(job: JobRecord): void {

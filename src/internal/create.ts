@@ -1,0 +1,157 @@
+/**
+ * The driver registry and job creation (QEMU: job_create, job_early_fail): the
+ * checks in QEMU's order, the driver's own check, then the driver builds the
+ * job's callbacks before the job becomes visible.
+ * @internal
+ */
+import { Cause, type Context, Effect, Exit, Schema } from "effect"
+import type { Job } from "../Job.ts"
+import type { JobCallbacks, JobDriver } from "../JobDriver.ts"
+import {
+  type CreateError,
+  DriverAlreadyRegistered,
+  EngineClosing,
+  InternalJobWithId,
+  InvalidJobId,
+  InvalidParameters,
+  JobIdInUse,
+  JobIdRequired,
+  JobRefused,
+  JobSetupFailed,
+  NegativeSpeed,
+  TxnClosed,
+  UnknownJobType
+} from "../JobError.ts"
+import type { JobHandle } from "../JobHandle.ts"
+import type { CreateOptions } from "../Jobs.ts"
+import { afterOutcome } from "./callbackFailure.ts"
+import { dismiss } from "./conclude.ts"
+import { JobHandleImpl } from "./jobHandle.ts"
+import { causeMessage, type EngineState, JobRecord } from "./jobRecord.ts"
+import { TxnState } from "./txnState.ts"
+
+/** A registered driver, its requirements already provided. */
+export interface RegisteredDriver {
+  readonly decode: (params: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+  readonly make: (params: unknown, job: JobHandle) => Effect.Effect<JobCallbacks<unknown>, unknown>
+  readonly check: ((params: unknown) => Effect.Effect<void, unknown>) | undefined
+}
+
+export type Drivers = Map<string, RegisteredDriver>
+
+/** QEMU's id_wellformed: a letter, then letters, digits, `-`, `.`, `_`. */
+const wellFormedId = /^[A-Za-z][A-Za-z0-9\-._]*$/
+
+export const register = <P, E, R>(drivers: Drivers, driver: JobDriver<P, E, R>) =>
+  Effect.contextWith((context: Context.Context<R>) =>
+    Effect.suspend(() => {
+      if (drivers.has(driver.type)) return Effect.fail(new DriverAlreadyRegistered({ type: driver.type }))
+      const decode = Schema.decodeUnknownEffect(driver.params as Schema.Decoder<P>)
+      const check = driver.check
+      drivers.set(driver.type, {
+        decode: (params) => decode(params),
+        make: (params, job) => Effect.provideContext(driver.make(params as P, job), context),
+        check: check === undefined ? undefined : (params) => Effect.provideContext(check(params as P), context)
+      })
+      return Effect.void
+    })
+  )
+
+/** QEMU's id rules, in QEMU's order (the "in use" rule is checked again when the job is published). */
+const idRuleViolation = (engine: EngineState, options: CreateOptions) => {
+  const id = options.id
+  if (id !== undefined && options.internal) return new InternalJobWithId({ id })
+  if (id !== undefined && !wellFormedId.test(id)) return new InvalidJobId({ id })
+  if (id !== undefined && engine.byId.has(id)) return new JobIdInUse({ id })
+  if (id === undefined && !options.internal) return new JobIdRequired()
+  return undefined
+}
+
+/** Everything `create` checks before building the job; the driver and the decoded parameters. */
+export const check = (
+  engine: EngineState,
+  drivers: Drivers,
+  options: CreateOptions
+): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
+  Effect.suspend((): Effect.Effect<[RegisteredDriver, unknown], CreateError> => {
+    if (engine.closing) return Effect.fail(new EngineClosing())
+    const invalid = idRuleViolation(engine, options)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    if (options.speed !== undefined && options.speed < 0) {
+      return Effect.fail(new NegativeSpeed({ id: options.id ?? "", speed: options.speed }))
+    }
+    const txn = options.txn as TxnState | undefined
+    if (txn !== undefined && txn.currentPhase !== "running") {
+      return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
+    }
+    const driver = drivers.get(options.type)
+    if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
+    const decoded = Effect.mapError(
+      driver.decode(options.params ?? {}),
+      (e) => new InvalidParameters({ type: options.type, detail: e.message })
+    )
+    const refuse = (cause: Cause.Cause<unknown>) =>
+      Effect.fail(new JobRefused({ id: options.id ?? "", type: options.type, detail: causeMessage(cause) }))
+    return Effect.flatMap(decoded, (params): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
+      driver.check === undefined
+        ? Effect.succeed([driver, params])
+        : Effect.as(Effect.catchCause(driver.check(params), refuse), [driver, params]))
+  })
+
+export const create = (engine: EngineState, drivers: Drivers, options: CreateOptions): Effect.Effect<Job, CreateError> =>
+  Effect.flatMap(check(engine, drivers, options), ([driver, params]) => setUp(engine, options, driver, params))
+
+/** The driver builds the job's callbacks before anyone can see the job: no verb meets a half-built one. */
+const setUp = (
+  engine: EngineState,
+  options: CreateOptions,
+  driver: RegisteredDriver,
+  params: unknown
+): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
+  const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+  const job = new JobRecord(
+    engine,
+    options.id,
+    options.type,
+    options.internal ?? false,
+    !(options.manualFinalize ?? false),
+    !(options.manualDismiss ?? false),
+    txn
+  )
+  job.speed = options.speed ?? 0
+  job.handle = new JobHandleImpl(job)
+  // Once `make` has returned, the job is published (or its callbacks freed) whatever
+  // happens to the caller: built callbacks are never dropped on the floor.
+  return Effect.uninterruptibleMask((restore) => Effect.flatMap(
+    Effect.exit(restore(driver.make(params, job.handle!))),
+    (made): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
+      if (Exit.isFailure(made) && Cause.hasInterruptsOnly(made.cause)) return Effect.failCause(made.cause as Cause.Cause<never>)
+      // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
+      const refusal = engine.closing
+        ? new EngineClosing()
+        : options.id !== undefined && engine.byId.has(options.id)
+        ? new JobIdInUse({ id: options.id })
+        : txn.currentPhase !== "running"
+        ? new TxnClosed({ id: job.label })
+        : undefined
+      if (refusal !== undefined) {
+        const free = Exit.isSuccess(made) ? made.value.free : undefined
+        return Effect.andThen(free === undefined ? Effect.void : afterOutcome(job, "free", free), Effect.fail(refusal))
+      }
+      engine.jobs.add(job)
+      if (job.id !== undefined) engine.byId.set(job.id, job)
+      if (Exit.isSuccess(made)) {
+        job.callbacks = made.value
+        txn.join(job)
+        job.transition("created")
+        return Effect.succeed(job)
+      }
+      // Early fail: the job is created and, at once, dismissed (CREATED → NULL).
+      job.transition("created")
+      return Effect.andThen(
+        dismiss(job),
+        Effect.fail(new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) }))
+      )
+    }
+  ))
+}
