@@ -1,13 +1,15 @@
 /**
- * One client connection: bytes in, framed into lines (with the length cap),
- * handed to the client's session one at a time; replies and events out
- * through the client's bounded `Outbox` and a single writer fiber.
+ * One client connection: bytes in, framed into messages (a stream of JSON
+ * objects, with the size cap and the nesting limit), handed to the client's
+ * session one at a time; replies and events out through the client's bounded
+ * `Outbox` and a single writer fiber.
  *
  * How a connection ends:
  * - the client closes (or half-closes) its side: whatever is queued is still
  *   written, then the server closes its side;
- * - a line over the cap: an error reply, then the server closes its side and
- *   discards what the client still sends until it closes;
+ * - a message over the cap: an error reply (with the message's `id` when it
+ *   was read before the cap), then the server closes its side and discards
+ *   what the client still sends until it closes;
  * - the client falls behind by more than its outbox bound: the socket is
  *   destroyed at once (logged);
  * - the server shuts down: queued lines are written (for at most the flush
@@ -17,8 +19,9 @@
 import { Deferred, type Duration, Effect, Exit, Fiber, Scope } from "effect"
 import * as Socket from "effect/socket/Socket"
 import { GenericError } from "./errors.ts"
-import { LineSplitter } from "./framing.ts"
+import { MessageScanner } from "./framing.ts"
 import { Outbox } from "./outbox.ts"
+import { headId, nestingTooDeep } from "./request.ts"
 import { makeSession, type SessionOptions } from "./session.ts"
 import { errorLine, greetingLine } from "./wire.ts"
 
@@ -40,7 +43,7 @@ export interface ConnectionOptions extends Omit<SessionOptions, "send" | "onNego
   readonly outboxMessages: number
   readonly outboxBytes: number
   readonly flushTimeout: Duration.Input
-  /** Bytes still read (and discarded) after an over-long line, waiting for the client to close. */
+  /** Bytes still read (and discarded) after an over-long message, waiting for the client to close. */
   readonly discardLimit: number
   /** Registers the client with the server; returns its removal. */
   readonly register: (client: Client) => () => void
@@ -106,17 +109,18 @@ export const handleConnection = (
     })
     send(greetingLine(options.version))
 
-    const splitter = new LineSplitter(options.maxLineBytes)
+    const scanner = new MessageScanner(options.maxLineBytes)
     const readLoop: Effect.Effect<ReadEnd> = Effect.gen(function*() {
       while (true) {
         const exit = yield* Effect.exit(pull)
-        const frames = Exit.isSuccess(exit) ? exit.value.flatMap((chunk) => splitter.push(chunk)) : splitter.end()
+        const frames = Exit.isSuccess(exit) ? exit.value.flatMap((chunk) => scanner.push(chunk)) : scanner.end()
         for (const frame of frames) {
           if (frame._tag === "TooLong") {
-            send(errorLine(tooLong(options.maxLineBytes), undefined))
+            send(errorLine(tooLong(options.maxLineBytes), headId(frame.head)))
             return "too-long"
           }
-          yield* session.handleLine(frame.bytes)
+          if (frame._tag === "TooDeep") send(errorLine(nestingTooDeep(), undefined))
+          else yield* session.handleLine(frame.bytes)
         }
         if (Exit.isFailure(exit)) return "eof"
       }

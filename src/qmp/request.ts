@@ -1,16 +1,21 @@
 /**
- * One line from a client, read as a QMP request: JSON text, then the request
- * envelope `{"execute": string, "arguments"?: object, "id"?: any}`, checked in
- * QEMU's order with QEMU's texts. The `id` is kept from the moment the input is
- * known to be an object, so every later error reply can echo it.
+ * One message from a client (as `MessageScanner` frames it), read as a QMP
+ * request: JSON text, then the request envelope
+ * `{"execute": string, "arguments"?: object, "id"?: any}`, checked in QEMU's
+ * order with QEMU's texts. The `id` is kept from the moment the input is known
+ * to be an object, so every later error reply can echo it — and `headId` finds
+ * it in the part of an over-long message that was read.
+ *
+ * JSON text is parsed in one place, `parseJson`.
  */
 import { Result, Schema, SchemaParser } from "effect"
 import { GenericError } from "./errors.ts"
+import { parse as parseJson } from "./json.ts"
 
 /** A request's `id`, when it has one (any JSON value, `null` included). */
 export type RequestId = { readonly value: unknown } | undefined
 
-/** What one line holds. */
+/** What one message holds. */
 export type Incoming =
   | { readonly _tag: "Blank" }
   | {
@@ -21,9 +26,6 @@ export type Incoming =
     readonly id: RequestId
   }
   | { readonly _tag: "Invalid"; readonly error: GenericError; readonly id: RequestId }
-
-/** QEMU's JSON parser refuses deeper nesting. */
-export const maxNesting = 1024
 
 const Envelope = Schema.Struct({
   execute: Schema.String,
@@ -40,26 +42,6 @@ const invalid = (desc: string, id: RequestId = undefined): Incoming => ({
   error: new GenericError({ desc }),
   id
 })
-
-/** Whether brackets nest deeper than `max` outside strings (checked before parsing). */
-export const nestsDeeperThan = (text: string, max: number): boolean => {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++ // backslash: skip the escaped character
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) {
-      inString = true
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--
-    }
-  }
-  return false
-}
 
 const isBlank = (text: string) => /^[ \t\r\n]*$/.test(text)
 
@@ -80,8 +62,14 @@ const envelopeError = (record: Record<string, unknown>): string => {
   return "QMP input lacks member 'execute'"
 }
 
-/** Reads one line (without its newline). */
-export const parseLine = (bytes: Uint8Array): Incoming => {
+/** The reply to a message nested deeper than `maxNesting` (QEMU's text). */
+export const nestingTooDeep = (): GenericError => new GenericError({ desc: "JSON nesting depth limit exceeded" })
+
+/**
+ * Reads one message. The nesting depth is not checked here: the scanner
+ * refuses a message nested too deep before it comes out whole.
+ */
+export const parseMessage = (bytes: Uint8Array): Incoming => {
   let text: string
   try {
     text = utf8.decode(bytes)
@@ -89,10 +77,9 @@ export const parseLine = (bytes: Uint8Array): Incoming => {
     return invalid("JSON parse error, invalid UTF-8 sequence")
   }
   if (isBlank(text)) return { _tag: "Blank" }
-  if (nestsDeeperThan(text, maxNesting)) return invalid("JSON nesting depth limit exceeded")
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = parseJson(text)
   } catch (e) {
     return invalid(`JSON parse error, ${e instanceof Error ? e.message : String(e)}`)
   }
@@ -108,5 +95,93 @@ export const parseLine = (bytes: Uint8Array): Incoming => {
     execute: decoded.success.execute,
     arguments: decoded.success.arguments ?? {},
     id
+  }
+}
+
+/** The session reads each message with `parseLine`. */
+export const parseLine = parseMessage
+
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+
+/** Past the whitespace at `i`. */
+const skipSpace = (bytes: Uint8Array, i: number): number => {
+  while (i < bytes.length && isSpace(bytes[i]!)) i++
+  return i
+}
+
+/** Past the string opening at `i` (double-quoted), or -1 if it does not close in `bytes`. */
+const stringEnd = (bytes: Uint8Array, i: number): number => {
+  for (let j = i + 1; j < bytes.length; j++) {
+    const c = bytes[j]!
+    if (c === 0x5c) j++
+    else if (c === 0x22) return j + 1
+  }
+  return -1
+}
+
+/**
+ * Past the JSON value beginning at `i`, or -1 if it is not complete in
+ * `bytes`. A number or literal is complete only once a byte that cannot
+ * continue it follows.
+ */
+const valueEnd = (bytes: Uint8Array, i: number): number => {
+  const first = bytes[i]
+  if (first === 0x22) return stringEnd(bytes, i)
+  if (first === 0x7b || first === 0x5b) {
+    let depth = 0
+    for (let j = i; j < bytes.length; j++) {
+      const c = bytes[j]!
+      if (c === 0x22) {
+        j = stringEnd(bytes, j)
+        if (j === -1) return -1
+        j--
+      } else if (c === 0x7b || c === 0x5b) {
+        depth++
+      } else if ((c === 0x7d || c === 0x5d) && --depth === 0) {
+        return j + 1
+      }
+    }
+    return -1
+  }
+  for (let j = i; j < bytes.length; j++) {
+    const c = bytes[j]!
+    if (isSpace(c) || c === 0x2c || c === 0x7d || c === 0x5d) return j === i ? -1 : j
+  }
+  return -1
+}
+
+/**
+ * The `id` of a message cut short at the size cap, from the part that was
+ * read (`head`): the value of the last top-level `"id"` member that is
+ * complete in it. None when `head` does not begin an object, or when no such
+ * member was read whole; reading stops at the first thing out of place.
+ */
+export const headId = (head: Uint8Array): RequestId => {
+  let id: RequestId = undefined
+  let i = skipSpace(head, 0)
+  if (head[i] !== 0x7b) return undefined
+  i++
+  while (true) {
+    i = skipSpace(head, i)
+    if (head[i] !== 0x22) return id
+    const keyEnd = stringEnd(head, i)
+    if (keyEnd === -1) return id
+    const colon = skipSpace(head, keyEnd)
+    if (head[colon] !== 0x3a) return id
+    const valueStart = skipSpace(head, colon + 1)
+    const end = valueEnd(head, valueStart)
+    if (end === -1) return id
+    try {
+      if (parseJson(utf8.decode(head.subarray(i, keyEnd))) === "id") {
+        // Read as the member of an object, so that the id comes out as it would from the whole message.
+        const member = parseJson(`{"id":${utf8.decode(head.subarray(valueStart, end))}}`) as { readonly id: unknown }
+        id = { value: member.id }
+      }
+    } catch {
+      return id
+    }
+    i = skipSpace(head, end)
+    if (head[i] !== 0x2c) return id
+    i++
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The QMP protocol end to end, over a real Unix socket and a real TCP socket:
- * greeting, capabilities negotiation, `id` echo, framing errors, argument
- * errors (QEMU's texts, nested paths), unknown commands — and the connection
- * staying usable after every error.
+ * greeting, capabilities negotiation, `id` echo, framing (a stream of JSON
+ * objects, with or without newlines, in any pieces; one reply per line of bad
+ * input; the size cap and the nesting limit), framing errors, `exec-oob`,
+ * argument errors (QEMU's texts, nested paths), unknown commands — and the
+ * connection staying usable after every error.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
@@ -212,7 +214,7 @@ for (const transport of transports) {
         yield* stillUsable(c)
       }))
 
-    run("one message per line: blank lines are ignored, CRLF is accepted, split writes are joined", (client) =>
+    run("blank lines are ignored, CRLF is accepted, split writes are joined", (client) =>
       Effect.gen(function*() {
         const c = yield* client()
         yield* c.raw('\n\n   \n\t\r\n{"execute": "query-jobs", "id": 1}\r\n')
@@ -222,6 +224,116 @@ for (const transport of transports) {
         yield* c.raw('{"execute": "query-jobs", "id": 3}\n{"execute": "query-jobs", "id": 4}\n')
         assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 3 })
         assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 4 })
+      }))
+
+    run("a client that writes no newline at all, as QEMU's Python client does (qemu.qmp)", (_client, fresh) =>
+      Effect.gen(function*() {
+        const c = yield* fresh()
+        // Compact JSON, each message written on its own once the previous reply is in.
+        yield* c.raw('{"execute":"qmp_capabilities","arguments":{}}')
+        assert.deepStrictEqual(yield* c.nextReply, { return: {} })
+        yield* c.raw('{"execute":"query-jobs","id":"__qmp#00001"}')
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: "__qmp#00001" })
+        yield* c.raw('{"execute":"job-pause","arguments":{"id":"j}\\"{"},"id":"__qmp#00002"}')
+        assert.deepStrictEqual(yield* c.nextReply, generic("Job not found", { value: "__qmp#00002" }))
+        yield* c.raw('{"execute":"query-version","id":"__qmp#00003"}')
+        assert.deepStrictEqual(yield* c.nextReply, { return: Qmp.version, id: "__qmp#00003" })
+      }))
+
+    run("several messages in one write, with or without whitespace between them: each is answered, in order", (client) =>
+      Effect.gen(function*() {
+        const c = yield* client()
+        yield* c.raw(
+          '{"execute":"query-jobs","id":1}{"execute":"query-jobs","id":2} \t {"execute":"frobnicate","id":3}\r\n' +
+            '{"execute":"job-pause","arguments":{"id":"nope"},"id":4}{"id":5,"execute":"query-version"}'
+        )
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 1 })
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 2 })
+        assert.deepStrictEqual(yield* c.nextReply, error("CommandNotFound", "The command frobnicate has not been found", { value: 3 }))
+        assert.deepStrictEqual(yield* c.nextReply, generic("Job not found", { value: 4 }))
+        assert.deepStrictEqual(yield* c.nextReply, { return: Qmp.version, id: 5 })
+      }))
+
+    run("one message in several writes, cut anywhere, with no newline after it", (client) =>
+      Effect.gen(function*() {
+        const c = yield* client()
+        const message = '{"execute": "job-pause", "arguments": {"id": "a\\"}{["}, "id": "split"}'
+        const expected = generic("Job not found", { value: "split" })
+        const escape = message.indexOf("\\")
+        // Cut inside a key, right at and right after an escape, between the braces in a string, before the last byte.
+        for (const cut of [1, 5, escape, escape + 1, message.indexOf("}{") + 1, message.length - 1]) {
+          yield* c.raw(message.slice(0, cut))
+          yield* c.raw(message.slice(cut))
+          assert.deepStrictEqual(yield* c.nextReply, expected, `cut at ${cut}`)
+        }
+        for (const byte of new TextEncoder().encode(message)) yield* c.raw(new Uint8Array([byte]))
+        assert.deepStrictEqual(yield* c.nextReply, expected)
+        yield* stillUsable(c)
+      }))
+
+    run("bad input costs one reply per line, and the next line is read afresh", (client) =>
+      Effect.gen(function*() {
+        const c = yield* client()
+        yield* c.raw(
+          '} ] {"execute":"query-jobs","id":0}\n' + // a stray bracket begins the line: all of it is one bad message
+            '{"execute":"query-jobs","id":1}} trailing garbage\n' + // after a message: skipped
+            '{"execute": "query-jobs", "id": 2\n' + // still open at the newline: incomplete
+            '42 {"execute":"query-jobs","id":3}\n' +
+            '{"execute":"query-jobs","id":4}\n'
+        )
+        const parseError = (reply: Reply) => {
+          assert.notProperty(reply, "id")
+          assert.strictEqual((reply.error as { class: string }).class, "GenericError")
+          assert.match((reply.error as { desc: string }).desc, /^JSON parse error, .+/)
+        }
+        parseError(yield* c.nextReply)
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 1 })
+        parseError(yield* c.nextReply)
+        parseError(yield* c.nextReply)
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 4 })
+      }))
+
+    run("nesting: 1024 levels pass; deeper is refused at once and the next message on the line is answered", (client) =>
+      Effect.gen(function*() {
+        const c = yield* client()
+        const id = JSON.parse(`${"[".repeat(1023)}${"]".repeat(1023)}`) as unknown
+        assert.deepStrictEqual(yield* c.request({ execute: "query-jobs", id }), { return: [], id })
+        yield* c.raw(`{"execute":"query-jobs","arguments":{"a":${"[".repeat(1100)}${"]".repeat(1100)}}}{"execute":"query-jobs","id":"after"}`)
+        assert.deepStrictEqual(yield* c.nextReply, generic("JSON nesting depth limit exceeded"))
+        assert.deepStrictEqual(yield* c.nextReply, { return: [], id: "after" })
+      }))
+
+    run("a message over the cap: the error keeps an id read whole before the cap; then the connection closes", (client) =>
+      Effect.gen(function*() {
+        const tooLong = `QMP input exceeds the maximum message size of ${Qmp.maxLineBytes} bytes`
+        const filler = "y".repeat(Qmp.maxLineBytes)
+        const cases: ReadonlyArray<readonly [string, { value: unknown } | undefined]> = [
+          [`{"execute":"query-jobs","id":{"route":[1,"}"]},"arguments":{"x":"${filler}"}}`, { value: { route: [1, "}"] } }],
+          [`{"execute":"query-jobs","arguments":{"x":"${filler}"},"id":7}`, undefined],
+          [`{"execute":"query-jobs","id":"${filler}"}`, undefined]
+        ]
+        for (const [message, id] of cases) {
+          const c = yield* client()
+          yield* c.raw(message)
+          assert.deepStrictEqual(yield* c.nextReply, generic(tooLong, id))
+          yield* c.closed
+        }
+      }))
+
+    run("exec-oob is an unexpected member, before and after negotiation: the oob capability is never offered", (_client, fresh) =>
+      Effect.gen(function*() {
+        const c = yield* fresh()
+        const unexpected = (id: number) => generic("QMP input member 'exec-oob' is unexpected", { value: id })
+        const messages = [
+          { "exec-oob": "query-jobs", id: 1 },
+          { "exec-oob": "frobnicate", id: 2 },
+          { "exec-oob": "qmp_capabilities", id: 3 },
+          { execute: "query-jobs", "exec-oob": "query-jobs", id: 4 }
+        ]
+        for (const message of messages) assert.deepStrictEqual(yield* c.request(message), unexpected(message.id))
+        assert.deepStrictEqual(yield* c.execute("qmp_capabilities"), {})
+        for (const message of messages) assert.deepStrictEqual(yield* c.request(message), unexpected(message.id))
+        yield* stillUsable(c)
       }))
 
     run("unknown commands: CommandNotFound", (client) =>

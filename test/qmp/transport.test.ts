@@ -151,8 +151,9 @@ for (const transport of transports) {
         const c = yield* h.client(transport)
         const reply = yield* c.request(exact)
         assert.strictEqual((reply.id as string).length, Qmp.maxLineBytes - prefix.length - 2)
-        // Lines before the long one are answered; nothing after it is.
-        yield* c.raw(`{"execute": "query-jobs", "id": 1}\n${exact} \n{"execute": "query-jobs", "id": 2}\n`)
+        // Messages before the long one are answered; nothing after it is. (Its id is cut by the cap: no id.)
+        const over = `${prefix}${"x".repeat(Qmp.maxLineBytes - prefix.length)}"}`
+        yield* c.raw(`{"execute": "query-jobs", "id": 1}\n${over}\n{"execute": "query-jobs", "id": 2}\n`)
         assert.deepStrictEqual(yield* c.nextReply, { return: [], id: 1 })
         assert.deepStrictEqual(yield* c.nextReply, {
           error: { class: "GenericError", desc: `QMP input exceeds the maximum message size of ${Qmp.maxLineBytes} bytes` }
