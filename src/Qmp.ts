@@ -21,8 +21,9 @@
  * ```
  *
  * `serve` returns when a client sends `quit`; a signal interrupts it. In both
- * cases the server sends `SHUTDOWN`, closes its connections and removes its
- * socket file, then the `Jobs` layer closes and force-cancels every job.
+ * cases the server sends `SHUTDOWN`, force-cancels every job and delivers the
+ * jobs' events (then, for `quit`, its reply), closes its connections and
+ * removes its socket file.
  *
  * @since 0.1.0
  */

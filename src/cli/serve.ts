@@ -10,8 +10,9 @@
  *   behind and removes stale temporary copies, in every `--journal-dir DIR`
  *   (default: the current directory, where relative targets go). Each new
  *   file job also does this for its own target's directory.
- * - Stopping: the clients get `SHUTDOWN`, the socket file is removed, every job
- *   is force-cancelled (no partial targets) and the exit code is 0.
+ * - Stopping: the clients get `SHUTDOWN`, then every job is force-cancelled
+ *   (no partial targets) and they get its events; then the connections
+ *   close, the socket file is removed and the exit code is 0.
  */
 import { Cause, Console, Effect, Exit, type FileSystem, Layer, Option, Path } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -69,19 +70,20 @@ const run = (options: ServeOptions) =>
     const jobs = yield* Jobs
     yield* recover(options.journalDirs.length > 0 ? options.journalDirs : [path.resolve(".")])
 
-    // Registered before the server: runs after it has closed, before the jobs are cancelled.
-    yield* Effect.addFinalizer(() =>
+    // The server cancels every job as it shuts down (by quit or by a signal); this says which, first.
+    const onShutdown = (reason: Qmp.ShutdownReason) =>
       Effect.gen(function*() {
+        yield* Console.log(`shutting down (${reason})`)
         const live = (yield* jobs.list).filter((job) => job.status !== "concluded")
         const ids = live.map((job) => job.id).join(", ")
         yield* Console.log(
           live.length === 0 ? "no jobs to cancel" : `cancelling ${live.length} job${live.length === 1 ? "" : "s"}: ${ids}`
         )
       })
-    )
     const server = yield* Qmp.make({
       socket: Option.isSome(options.socket) ? options.socket.value : Option.isSome(options.tcp) ? false : Qmp.defaultSocketPath,
-      tcp: Option.isSome(options.tcp) ? { ...options.tcp.value, allowRemote: options.allowRemote } : undefined
+      tcp: Option.isSome(options.tcp) ? { ...options.tcp.value, allowRemote: options.allowRemote } : undefined,
+      onShutdown
     }).pipe(Effect.catch((error) => fail(error.message)))
 
     yield* Console.log(`effect-jobs ${versionText} QMP server (job types backup, mirror)`)
@@ -91,8 +93,7 @@ const run = (options: ServeOptions) =>
     yield* Console.log(`  (a raw QMP client sends {"execute": "qmp_capabilities"} first)`)
     yield* Console.log("stop with Ctrl-C, SIGTERM or the quit command: every job is cancelled")
 
-    const reason = yield* server.awaitShutdown.pipe(Effect.onInterrupt(() => Console.log("shutting down (signal)")))
-    yield* Console.log(`shutting down (${reason})`)
+    yield* server.awaitShutdown
   }).pipe(Effect.scoped)
 
 /** The server with the file drivers; returns once it has stopped and every job is cancelled. */

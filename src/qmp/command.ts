@@ -23,7 +23,11 @@ export interface CommandContext {
   readonly negotiated: boolean
   /** Marks this client as negotiated. */
   readonly negotiate: Effect.Effect<void>
-  /** Asks the server to shut down once the reply is on its way. */
+  /**
+   * Shuts the server down: `SHUTDOWN` to every client, every job force-cancelled
+   * and waited for until it is gone (their events delivered); the connections
+   * close once the reply is on its way.
+   */
   readonly requestShutdown: (reason: ShutdownReason) => Effect.Effect<void>
 }
 

@@ -4,18 +4,38 @@
  *
  * One subscription to the engine feeds every client: each event is turned into
  * its QMP line once, stamped once, and offered to each negotiated client's
- * outbox without waiting. If that subscription ever falls behind the engine
- * (`EventsOverflow`), it is renewed and the negotiated clients — who missed
- * events — are disconnected rather than misled.
+ * outbox without waiting. Events go out as soon as they are published (a
+ * fiber waits for them), and, as in QEMU where a command emits its events
+ * while it runs, every event published so far is handed out right before a
+ * reply is queued: a client gets the events a command caused before its
+ * reply, and every other client gets them before anything that follows. If
+ * that subscription ever falls behind the engine (`EventsOverflow`), it is
+ * renewed and the negotiated clients — who missed events — are disconnected
+ * rather than misled.
  *
- * Shutting down (`quit`, `shutdown`, or the scope closing, e.g. on a signal):
- * every negotiated client gets QEMU's `SHUTDOWN` event, queued lines are
- * written, connections are closed and the socket file is removed. The jobs
- * are force-cancelled when the `Jobs` layer closes, after the server.
+ * Shutting down (`quit`, `shutdown`, or the scope closing, e.g. on a signal),
+ * in QEMU's order: every negotiated client gets `SHUTDOWN`; no command is
+ * taken any more (those running finish); every job is force-cancelled and
+ * waited for until it has concluded and been dismissed, its events reaching
+ * the clients; then `quit` gets its reply, queued lines are written,
+ * connections are closed and the socket file is removed.
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, type FileSystem, Layer, type Path, Scope, Stream } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  type FileSystem,
+  Layer,
+  type Path,
+  Scope,
+  Semaphore,
+  Stream
+} from "effect"
+import { type Drain, drainOf, drainQueue } from "../internal/eventHub.ts"
 import type { EventsOverflow } from "../JobError.ts"
-import type { JobEvent } from "../JobEvent.ts"
 import { Jobs } from "../Jobs.ts"
 import type { ShutdownReason } from "./command.ts"
 import { commandTable } from "./commands/index.ts"
@@ -42,6 +62,8 @@ export interface ServerOptions {
   readonly eventBuffer?: number | undefined
   /** How long a closing connection may take to write what is queued (default 2 s). */
   readonly flushTimeout?: Duration.Input | undefined
+  /** Runs when shutting down begins: after `SHUTDOWN` is sent, before the jobs are cancelled. */
+  readonly onShutdown?: ((reason: ShutdownReason) => Effect.Effect<void>) | undefined
 }
 
 export const defaultSocketPath = "./effect-jobs.sock"
@@ -51,9 +73,9 @@ export interface QmpServerShape {
   readonly addresses: ReadonlyArray<ListenAddress>
   /** Clients connected now. */
   readonly clientCount: Effect.Effect<number>
-  /** Asks the server to shut down, as `quit` does. */
+  /** Asks the server to shut down, as `quit` does (every job is cancelled). */
   readonly shutdown: (reason?: ShutdownReason) => Effect.Effect<void>
-  /** Waits until the server has shut down (after `quit` or `shutdown`): connections closed, socket file removed. */
+  /** Waits until the server has shut down (after `quit` or `shutdown`): jobs ended, connections closed, socket file removed. */
   readonly awaitShutdown: Effect.Effect<ShutdownReason>
 }
 
@@ -67,6 +89,8 @@ export const make = (
 ): Effect.Effect<QmpServerShape, QmpServerError, Jobs | FileSystem.FileSystem | Path.Path | Scope.Scope> =>
   Effect.gen(function*() {
     const jobs = yield* Jobs
+    const clock = yield* Clock.Clock
+    const scope = yield* Effect.scope
     const blockJobTypes = new Set(options.blockJobTypes ?? defaultBlockJobTypes)
     const clients = new Set<Client>()
     const shutdownRequested = yield* Deferred.make<ShutdownReason>()
@@ -76,31 +100,147 @@ export const make = (
     const broadcast = (line: string) => {
       for (const client of clients) if (client.negotiated) client.deliver(line)
     }
-    const forward = (stream: Stream.Stream<JobEvent, EventsOverflow>) =>
-      Stream.runForEach(stream, (event) =>
-        Effect.suspend(() => {
-          let listening = false
-          for (const client of clients) listening ||= client.negotiated
-          if (!listening) return Effect.void
-          const qmp = toQmpEvent(event, blockJobTypes)
-          if (qmp === undefined) return Effect.void
-          return Effect.map(Clock.currentTimeNanos, (nanos) =>
-            broadcast(eventLine(qmp.event, qmp.data, timestampFromNanos(nanos))))
-        }))
+    const now = () => timestampFromNanos(clock.currentTimeNanosUnsafe())
     const capacity = options.eventBuffer ?? 65536
-    const first = yield* jobs.subscribe({ capacity })
-    const pump = (stream: typeof first): Effect.Effect<void, never, Scope.Scope> =>
-      Effect.catch(forward(stream), (overflow) =>
-        Effect.gen(function*() {
-          const renewed = yield* jobs.subscribe({ capacity })
+    // Read synchronously; a `Jobs` not built by this package gets its stream put in a queue.
+    const subscribe: Effect.Effect<Drain> = Scope.provide(
+      Effect.flatMap(jobs.subscribe({ capacity }), (stream) => {
+        const drain = drainOf(stream)
+        return drain !== undefined ? Effect.succeed(drain) : Effect.map(Stream.toQueue(stream, { capacity }), drainQueue)
+      }),
+      scope
+    )
+    let subscription = yield* subscribe
+    let subscriptionEnded = false
+
+    /** Hands every buffered event to the negotiated clients; the overflow, if the subscription fell behind. */
+    const deliverBuffered = (): EventsOverflow | undefined => {
+      const { end, events } = subscription.takeAll()
+      let listening = false
+      for (const client of clients) listening ||= client.negotiated
+      if (listening) {
+        for (const event of events) {
+          const qmp = toQmpEvent(event, blockJobTypes)
+          if (qmp !== undefined) broadcast(eventLine(qmp.event, qmp.data, now()))
+        }
+      }
+      if (end === "ended") subscriptionEnded = true
+      if (end === undefined || end === "ended") return undefined
+      // They missed events: disconnected now, before anyone can negotiate on the renewed subscription.
+      for (const client of clients) if (client.negotiated) client.stop("drop")
+      return end
+    }
+
+    // Flushes never interleave: whatever one takes, it hands out in the same synchronous step.
+    const flushLock = yield* Semaphore.make(1)
+    /**
+     * Hands out every event published so far; then `andThen` runs in the same
+     * synchronous step (a reply queued, a client marked negotiated), so no event
+     * can slip in between.
+     */
+    const flushEvents = (andThen?: () => void): Effect.Effect<void> =>
+      flushLock.withPermits(1)(Effect.suspend(function flush(): Effect.Effect<void> {
+        const overflow = deliverBuffered()
+        if (overflow === undefined) {
+          andThen?.()
+          return Effect.void
+        }
+        return Effect.gen(function*() {
           yield* Effect.logError(`QMP event forwarding fell behind: ${overflow.message}; disconnecting event listeners`)
-          for (const client of clients) if (client.negotiated) client.stop("drop")
-          return yield* pump(renewed)
-        }))
-    yield* Effect.forkScoped(pump(first), { startImmediately: true })
+          subscription = yield* subscribe
+          return yield* Effect.suspend(flush)
+        })
+      }))
+
+    // Events nobody's reply flushes (a job's own progress) go out as soon as they are published.
+    yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        while (!subscriptionEnded) {
+          yield* subscription.available
+          yield* flushEvents()
+        }
+      }),
+      { startImmediately: true }
+    )
+
+    // ---- commands: counted, so that shutting down can wait for those running; none is taken once it began
+    let admitting = true
+    let commandsRunning = 0
+    /** Commands waiting for the shutdown they asked for (`quit`): those are not waited for. */
+    let commandsShuttingDown = 0
+    let commandsChanged: Deferred.Deferred<void> | undefined = undefined
+    const notifyCommandsChanged = () => {
+      const changed = commandsChanged
+      commandsChanged = undefined
+      if (changed !== undefined) Deferred.doneUnsafe(changed, Exit.void)
+    }
+    const runCommand = <A, E>(command: Effect.Effect<A, E>): Effect.Effect<Exit.Exit<A, E> | undefined> =>
+      Effect.suspend(() => {
+        if (!admitting) return Effect.succeed(undefined)
+        commandsRunning++
+        return Effect.ensuring(
+          Effect.exit(command),
+          Effect.sync(() => {
+            commandsRunning--
+            notifyCommandsChanged()
+          })
+        )
+      })
+    const otherCommandsFinished: Effect.Effect<void> = Effect.suspend(() => {
+      if (commandsRunning - commandsShuttingDown <= 0) return Effect.void
+      const changed = (commandsChanged ??= Deferred.makeUnsafe<void>())
+      return Effect.andThen(Deferred.await(changed), otherCommandsFinished)
+    })
+
+    // QEMU's job_cancel_sync_all: the first job, force-cancelled and waited for, until none is left.
+    const cancelEveryJob: Effect.Effect<void> = Effect.gen(function*() {
+      while (true) {
+        const [first] = yield* jobs.list
+        if (first === undefined) return
+        const job = yield* Effect.option(jobs.get(first.id))
+        if (job._tag === "None") continue
+        yield* Effect.ignore(jobs.cancelSync(job.value, { force: true }))
+        yield* Effect.ignore(jobs.awaitOutcome(job.value))
+        // A job that dismisses by hand is left CONCLUDED.
+        if (job.value.status === "concluded") yield* Effect.ignore(jobs.dismiss(job.value))
+      }
+    })
+
+    // ---- ending the jobs: once, whoever asks first (`quit`, `shutdown`, the scope closing)
+    let jobsEnding: Deferred.Deferred<void> | undefined = undefined
+    const endJobs = (reason: ShutdownReason): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (jobsEnding !== undefined) return Deferred.await(jobsEnding)
+        const done = (jobsEnding = Deferred.makeUnsafe<void>())
+        admitting = false
+        return Effect.gen(function*() {
+          yield* flushEvents(() =>
+            broadcast(eventLine("SHUTDOWN", { guest: false, reason: shutdownEventReason(reason) }, now()))
+          )
+          if (options.onShutdown !== undefined) {
+            yield* Effect.catchCause(options.onShutdown(reason), (cause) => Effect.logError("QMP onShutdown failed", cause))
+          }
+          // A command already running may still create a job: it finishes first.
+          yield* otherCommandsFinished
+          yield* cancelEveryJob
+          yield* flushEvents()
+        }).pipe(Effect.ensuring(Deferred.done(done, Exit.void)), Effect.uninterruptible)
+      })
+    /** For `quit`: the command itself is not waited for. */
+    const endJobsFromCommand = (reason: ShutdownReason): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        commandsShuttingDown++
+        notifyCommandsChanged()
+        return Effect.ensuring(
+          endJobs(reason),
+          Effect.sync(() => {
+            commandsShuttingDown--
+          })
+        )
+      })
 
     // ---- listeners, in a scope of their own: shutting down closes it before the server's scope ends
-    const serverScope = yield* Scope.fork(yield* Effect.scope)
+    const serverScope = yield* Scope.fork(scope)
     const listeners: Array<Listener> = []
     const socketPath = options.socket === undefined ? defaultSocketPath : options.socket
     if (socketPath !== false) listeners.push(yield* Scope.provide(listenUnix(socketPath), serverScope))
@@ -111,6 +251,9 @@ export const make = (
       commands: commandTable,
       blockJobTypes,
       version,
+      flushEvents,
+      runCommand,
+      endJobs: endJobsFromCommand,
       shutdown,
       maxLineBytes: options.maxLineBytes ?? maxLineBytes,
       outboxMessages: options.outgoingMessages ?? 1024,
@@ -134,7 +277,7 @@ export const make = (
       )
     }
 
-    // ---- shutdown: SHUTDOWN to every negotiated client, queued lines written, connections and listeners closed
+    // ---- shutdown: the jobs ended (see above), queued lines written, connections and listeners closed
     const closed = yield* Deferred.make<ShutdownReason>()
     let closing = false
     const close = (reason: ShutdownReason): Effect.Effect<ShutdownReason> =>
@@ -142,8 +285,7 @@ export const make = (
         if (closing) return Deferred.await(closed)
         closing = true
         return Effect.gen(function*() {
-          const now = yield* Clock.currentTimeNanos
-          broadcast(eventLine("SHUTDOWN", { guest: false, reason: shutdownEventReason(reason) }, timestampFromNanos(now)))
+          yield* endJobs(reason)
           const leaving = Array.from(clients)
           for (const client of leaving) client.stop("shutdown")
           yield* Effect.forEach(leaving, (client) => client.closed, { discard: true })
@@ -181,4 +323,3 @@ export const serve = (
   options: ServerOptions = {}
 ): Effect.Effect<ShutdownReason, QmpServerError, Jobs | FileSystem.FileSystem | Path.Path> =>
   Effect.scoped(Effect.flatMap(make(options), (server) => server.awaitShutdown))
-

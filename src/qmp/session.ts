@@ -10,7 +10,11 @@
  * - Every reply echoes the request's `id`, whatever JSON value it is.
  *
  * Commands run one at a time, in order, and uninterruptibly: a client that
- * disconnects mid-command never leaves a command half done.
+ * disconnects mid-command never leaves a command half done. Once the server
+ * has begun to shut down, commands are no longer taken (no reply, as QEMU).
+ *
+ * Every reply is queued only after every engine event published so far has
+ * gone to the clients: the events a command causes reach them before its reply.
  */
 import { Cause, Effect, Exit } from "effect"
 import type { JobsService } from "../Jobs.ts"
@@ -28,13 +32,22 @@ export interface SessionOptions {
   readonly send: (line: string) => void
   /** The client negotiated: it gets events from now on. */
   readonly onNegotiated: () => void
+  /**
+   * Hands every engine event published so far to the negotiated clients, then
+   * runs `andThen` in the same synchronous step (no event slips in between).
+   */
+  readonly flushEvents: (andThen?: () => void) => Effect.Effect<void>
+  /** Runs a command unless the server is shutting down (then `undefined`: the command is not taken). */
+  readonly runCommand: <A, E>(command: Effect.Effect<A, E>) => Effect.Effect<Exit.Exit<A, E> | undefined>
+  /** Sends `SHUTDOWN` and ends every job, waiting until they are gone (`quit`, before its reply). */
+  readonly endJobs: (reason: ShutdownReason) => Effect.Effect<void>
   /** Shuts the server down (called after the reply to `quit` is queued). */
   readonly shutdown: (reason: ShutdownReason) => Effect.Effect<void>
 }
 
 export interface Session {
   readonly negotiated: boolean
-  /** Handles one line (without its newline). */
+  /** Handles one message, as the connection's framing cut it out of the input. */
   readonly handleLine: (bytes: Uint8Array) => Effect.Effect<void>
 }
 
@@ -51,18 +64,25 @@ export const makeSession = (options: SessionOptions): Session => {
     get negotiated() {
       return negotiated
     },
-    negotiate: Effect.sync(() => {
+    // Events published before this moment are handed out first: the client gets only those after it.
+    negotiate: options.flushEvents(() => {
       negotiated = true
       options.onNegotiated()
     }),
     requestShutdown: (reason) =>
-      Effect.sync(() => {
-        shutdownAfterReply = reason
-      })
+      Effect.andThen(
+        options.endJobs(reason),
+        Effect.sync(() => {
+          shutdownAfterReply = reason
+        })
+      )
   }
 
   const run = (command: Command, args: unknown) =>
-    Effect.exit(Effect.uninterruptible(command.execute(args, context)))
+    options.runCommand(Effect.uninterruptible(command.execute(args, context)))
+
+  /** Queues a reply after every event published so far. */
+  const reply = (line: string) => options.flushEvents(() => options.send(line))
 
   const handleLine = (bytes: Uint8Array): Effect.Effect<void> =>
     Effect.suspend(() => {
@@ -71,34 +91,34 @@ export const makeSession = (options: SessionOptions): Session => {
         case "Blank":
           return Effect.void
         case "Invalid":
-          options.send(errorLine(incoming.error, incoming.id))
-          return Effect.void
+          return reply(errorLine(incoming.error, incoming.id))
         case "Command": {
           const { id } = incoming
           const command = options.commands.get(incoming.execute)
           if (!negotiated && incoming.execute !== "qmp_capabilities") {
-            options.send(errorLine(expectingNegotiation(), id))
-            return Effect.void
+            return reply(errorLine(expectingNegotiation(), id))
           }
           if (command === undefined) {
-            options.send(errorLine(commandNotFound(incoming.execute), id))
-            return Effect.void
+            return reply(errorLine(commandNotFound(incoming.execute), id))
           }
           return Effect.flatMap(run(command, incoming.arguments), (exit) => {
+            // Not taken: the server is shutting down.
+            if (exit === undefined) return Effect.void
             const reason = shutdownAfterReply
             shutdownAfterReply = undefined
             if (Exit.isSuccess(exit)) {
-              options.send(returnLine(exit.value, id))
-              return reason === undefined ? Effect.void : options.shutdown(reason)
+              return Effect.andThen(
+                reply(returnLine(exit.value, id)),
+                reason === undefined ? Effect.void : options.shutdown(reason)
+              )
             }
             const failure = Cause.findErrorOption(exit.cause)
-            if (failure._tag === "Some") {
-              options.send(errorLine(failure.value, id))
-              return Effect.void
-            }
+            if (failure._tag === "Some") return reply(errorLine(failure.value, id))
             // A defect: the client gets an error, the log gets the cause, the session goes on.
-            options.send(errorLine(new GenericError({ desc: `Internal error in ${incoming.execute}` }), id))
-            return Effect.logError(`QMP command ${incoming.execute} died`, exit.cause)
+            return Effect.andThen(
+              reply(errorLine(new GenericError({ desc: `Internal error in ${incoming.execute}` }), id)),
+              Effect.logError(`QMP command ${incoming.execute} died`, exit.cause)
+            )
           })
         }
       }

@@ -2,7 +2,9 @@
  * `effect-jobs serve` and `effect-jobs qmp` as real processes: round trips
  * over a Unix socket and over TCP on 127.0.0.1, error replies (exit code 1),
  * each way of stopping the server (quit, SIGTERM, SIGINT → exit code 0,
- * socket file removed), and the recovery of a commit a crash left half done.
+ * socket file removed; a connected client gets SHUTDOWN and the cancellation
+ * of every job before its connection closes), and the recovery of a commit a
+ * crash left half done.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -11,6 +13,7 @@ import * as fs from "node:fs"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { type WireMessage, wireClient } from "../qmp/harness.ts"
 import { bytes, entries, node, run, serve, tempDir } from "./harness.ts"
 
 const reply = (stdout: string): Record<string, unknown> => JSON.parse(stdout) as Record<string, unknown>
@@ -26,13 +29,14 @@ describe("effect-jobs serve + qmp", () => {
       assert.include(server.stdout(), `socat - UNIX-CONNECT:${socket}`)
       assert.strictEqual((fs.statSync(socket).mode & 0o777).toString(8), "600")
 
-      const [version, notFound, unknown, missing, jobs, second] = yield* Effect.all([
+      const [version, notFound, unknown, missing, jobs, second, float] = yield* Effect.all([
         run(["qmp", "--socket", socket, "query-version"]),
         run(["qmp", "--socket", socket, "job-pause", `{"id": "nope"}`]),
         run(["qmp", "--socket", socket, "no-such-command"]),
         run(["qmp", "--socket", socket, "job-pause", "{}"]),
         run(["qmp", "query-jobs"], { cwd: dir }), // the default socket is ./effect-jobs.sock: there is none
-        run(["serve", "--socket", socket], { cwd: dir })
+        run(["serve", "--socket", socket], { cwd: dir }),
+        run(["qmp", "--socket", socket, "backup", `{"job-id": "f", "source": "s", "target": "t", "speed": 1.0}`])
       ], { concurrency: "unbounded" })
 
       assert.strictEqual(version.code, 0, version.stderr)
@@ -54,6 +58,12 @@ describe("effect-jobs serve + qmp", () => {
       assert.strictEqual(second.code, 1)
       assert.include(second.stderr, `Another server is already listening on ${socket}`)
 
+      // JSON-ARGS numbers go out as written: `1.0` is no integer to QMP, even if JavaScript reads it as 1.
+      assert.strictEqual(float.code, 1)
+      assert.deepStrictEqual(reply(float.stdout), {
+        error: { class: "GenericError", desc: "Invalid parameter type for 'speed', expected: integer" }
+      })
+
       const quit = yield* run(["qmp", "--socket", socket, "quit"])
       assert.strictEqual(quit.code, 0, quit.stderr)
       assert.deepStrictEqual(reply(quit.stdout), { return: {} })
@@ -63,7 +73,7 @@ describe("effect-jobs serve + qmp", () => {
       assert.deepStrictEqual(entries(dir), [])
     }).pipe(Effect.scoped))
 
-  it.live("over TCP on 127.0.0.1 (port 0: the server prints the one it got); SIGTERM stops it with exit 0", () =>
+  it.live("over TCP on 127.0.0.1 (port 0: the server prints the one it got); SIGTERM cancels the running backup, exit 0", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const { server, unix, tcp } = yield* serve(["--tcp", "127.0.0.1:0"], { cwd: dir })
@@ -83,11 +93,30 @@ describe("effect-jobs serve + qmp", () => {
         error: { class: "GenericError", desc: `Source file '${join(dir, "missing")}' does not exist` }
       })
 
+      // A backup still copying (64 KiB/s) when SIGTERM arrives, and a client watching.
+      fs.writeFileSync(join(dir, "src"), bytes(3_000_000))
+      const [host, port] = [tcp!.slice(0, tcp!.lastIndexOf(":")), Number(tcp!.slice(tcp!.lastIndexOf(":") + 1))]
+      const client = yield* wireClient({ host, port })
+      const label = (m: WireMessage) =>
+        m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
+      yield* client.execute("backup", { "job-id": "b1", source: "src", target: "dst", speed: 65_536 })
+      yield* client.awaitMessage((m) => label(m) === "b1:running")
+      const from = client.messages.length
+
       yield* server.signal("SIGTERM")
+      yield* client.closed
+      assert.deepStrictEqual(client.messages.slice(from).map(label), [
+        "SHUTDOWN",
+        "b1:aborting",
+        "BLOCK_JOB_CANCELLED",
+        "b1:concluded",
+        "b1:null"
+      ])
+      assert.deepStrictEqual(client.messages[from]!.data, { guest: false, reason: "host-signal" })
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
-      assert.match(exited.stdout, /shutting down \(signal\)\nno jobs to cancel\nstopped\n$/)
-      assert.deepStrictEqual(entries(dir), [])
+      assert.match(exited.stdout, /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)
+      assert.deepStrictEqual(entries(dir), ["src"])
     }).pipe(Effect.scoped))
 
   it.live("at start it finishes a commit a crash left half done; SIGINT stops it with exit 0", () =>
@@ -106,14 +135,15 @@ describe("effect-jobs serve + qmp", () => {
         proc.once("exit", (_code, signal) =>
           resume(signal === "SIGKILL" ? Effect.void : Effect.fail(new Error(`the crashing child exited by itself`))))
       })
-      assert.isTrue(fs.existsSync(join(dir, "dst1")))
-      assert.isFalse(fs.existsSync(join(dir, "dst2")))
+      // Members commit newest first: dst2 is in place, dst1 is not yet.
+      assert.isTrue(fs.existsSync(join(dir, "dst2")))
+      assert.isFalse(fs.existsSync(join(dir, "dst1")))
 
       // The default journal directory is the current one.
       const { server } = yield* serve(["--socket", join(dir, "s.sock")], { cwd: dir })
-      assert.match(server.stdout(), /^recovered the interrupted commit of .*\n {2}.*dst2: renamed into place\n/m)
+      assert.match(server.stdout(), /^recovered the interrupted commit of .*\n {2}.*dst1: renamed into place\n/m)
       assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "s.sock", "src1", "src2"])
-      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(join(dir, "dst2"))), data[1])
+      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(join(dir, "dst1"))), data[0])
 
       yield* server.signal("SIGINT")
       const exited = yield* server.exited

@@ -4,14 +4,15 @@
  * finalize/dismiss, failure), mirrors (ready, standby, complete, soft and
  * force cancel in READY) and grouped transactions (all succeed, one fails, one
  * cancelled); events reach every negotiated client (Unix and TCP alike), and
- * only those.
+ * only those; the events a command causes while it runs reach every client
+ * before its reply, and before anything that follows.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Jobs } from "../../src/Jobs.ts"
 import type { EventMessage, QmpClient } from "../../src/Qmp.ts"
-import { type Harness, layer, startServer } from "./harness.ts"
+import { captureLogs, type Harness, layer, startServer, type WireClient, type WireMessage, wireClient } from "./harness.ts"
 import * as StandIn from "./standIn.ts"
 
 const jobOf = (e: EventMessage) => String(e.data?.id ?? e.data?.device)
@@ -224,4 +225,99 @@ describe("QMP events", () => {
       yield* silent.execute("qmp_capabilities")
       assert.deepStrictEqual(silent.events, [])
     }))
+})
+
+/** An event as `<job>:<status>` (status changes) or `<job>:<EVENT>`; `undefined` for a reply or SHUTDOWN. */
+const label = (m: WireMessage): string | undefined => {
+  if (m.event === undefined || m.event === "SHUTDOWN") return undefined
+  const id = String(m.data?.id ?? m.data?.device)
+  return m.event === "JOB_STATUS_CHANGE" ? `${id}:${m.data?.status}` : `${id}:${m.event.replace("BLOCK_JOB_", "")}`
+}
+
+/** The labels of the events of `ids` among `messages[from, to)`. */
+const labelsOf = (c: WireClient, ids: ReadonlyArray<string>, from: number, to: number) =>
+  c.messages.slice(from, to).map(label).filter((l): l is string => l !== undefined && ids.includes(l.split(":")[0]!))
+
+describe("QMP events before replies", () => {
+  it.effect("the events a command causes while it runs reach every client before its reply and before the next command's", () =>
+    Effect.gen(function*() {
+      const h = yield* startServer()
+      const jobs = yield* Jobs
+      const sender = yield* wireClient(h.unix)
+      const watcher = yield* wireClient(h.tcp)
+
+      // Jobs in the states the commands below act on: p and f PENDING (f dismisses by hand), c CREATED.
+      yield* sender.execute("backup", job("p", { "auto-finalize": false }))
+      yield* sender.execute("backup", job("f", { "auto-finalize": false, "auto-dismiss": false }))
+      yield* jobs.create({ type: "backup", id: "c", params: { source: "src-c", target: "dst-c" } })
+      yield* copyAll
+      for (const c of [sender, watcher]) {
+        for (const id of ["p", "f"]) yield* c.awaitMessage((m) => label(m) === `${id}:PENDING`)
+        yield* c.awaitMessage((m) => label(m) === "c:created")
+      }
+
+      const steps: ReadonlyArray<{
+        readonly command: string
+        readonly args: Record<string, unknown>
+        readonly jobs: ReadonlyArray<string>
+        readonly caused: ReadonlyArray<string>
+      }> = [
+        {
+          // t2's driver fails to set it up: t1, created already, is taken down before it ever ran.
+          command: "transaction",
+          args: { actions: [{ type: "backup", data: job("t1") }, { type: "backup", data: job("t2", { source: "missing-t2" }) }] },
+          jobs: ["t1", "t2"],
+          caused: ["t1:created", "t2:created", "t2:null", "t1:aborting", "t1:concluded", "t1:null"]
+        },
+        { command: "job-cancel", args: { id: "c" }, jobs: ["c"], caused: ["c:aborting", "c:concluded", "c:null"] },
+        { command: "job-cancel", args: { id: "p" }, jobs: ["p"], caused: ["p:aborting", "p:CANCELLED", "p:concluded", "p:null"] },
+        { command: "job-finalize", args: { id: "f" }, jobs: ["f"], caused: ["f:COMPLETED", "f:concluded"] },
+        { command: "job-dismiss", args: { id: "f" }, jobs: ["f"], caused: ["f:null"] },
+        // The last one shows where the one before ends, on the watcher.
+        { command: "backup", args: job("z"), jobs: ["z"], caused: ["z:created", "z:running"] }
+      ]
+
+      // The sender: each command's events, all of them, between the previous reply and its own.
+      // The watcher, asking something right after: all of them before its reply too.
+      let previousReply = sender.messages.length - 1
+      let watcherFrom = watcher.messages.length
+      const replies: Array<WireMessage> = []
+      for (const step of steps) {
+        const what = `${step.command} ${JSON.stringify(step.args)}`
+        const reply = yield* sender.execute(step.command, step.args)
+        assert.deepStrictEqual(labelsOf(sender, step.jobs, previousReply + 1, reply), step.caused, what)
+        replies.push(sender.messages[reply]!)
+        previousReply = reply
+        const watcherReply = yield* watcher.execute("query-jobs")
+        assert.deepStrictEqual(labelsOf(watcher, step.jobs, watcherFrom, watcherReply), step.caused, `${what}, on the watcher`)
+        watcherFrom = watcherReply + 1
+      }
+      assert.deepStrictEqual(replies.map((r) => Object.keys(r).filter((k) => k !== "id")), [["error"], ...steps.slice(1).map(() => ["return"])])
+
+      // The watcher: each command's events, all of them, before the first event of the next command.
+      let start = yield* watcher.awaitMessage((m) => label(m) === steps[0]!.caused[0])
+      for (let i = 0; i < steps.length - 1; i++) {
+        const step = steps[i]!
+        const next = yield* watcher.awaitMessage((m) => label(m) === steps[i + 1]!.caused[0], start)
+        assert.deepStrictEqual(labelsOf(watcher, step.jobs, start, next), step.caused, `${step.command} ${JSON.stringify(step.args)}, on the watcher`)
+        start = next
+      }
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.effect("a subscription that falls behind: listening clients disconnected (logged), renewed for the clients after them", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const h = yield* startServer({ eventBuffer: 4 })
+      const jobs = yield* Jobs
+      const listening = yield* h.client()
+      // Six events published in one go, with room for four.
+      for (let i = 0; i < 6; i++) yield* jobs.create({ type: "test", id: `j${i}` })
+      yield* listening.closed
+      yield* logs.waitFor(/QMP event forwarding fell behind: .* 4 events/, "Error")
+      const next = yield* h.client()
+      yield* jobs.create({ type: "test", id: "later" })
+      yield* next.awaitEvent((e) => e.data?.id === "later")
+      assert.deepStrictEqual(next.events.map((e) => `${e.data?.id}:${e.data?.status}`), ["later:created"])
+    }).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(logs.layer))
+  })
 })

@@ -1,10 +1,12 @@
 /**
  * Test harness: a QMP server in a fresh temporary directory (Unix socket) and,
  * optionally, on TCP 127.0.0.1 port 0, over `Jobs` with the test driver and the
- * backup/mirror stand-ins; and clients that connect to it.
+ * backup/mirror stand-ins; clients that connect to it; and a client that keeps
+ * replies and events in the order they arrived (`wireClient`).
  */
 import { NodeServices } from "@effect/platform-node"
 import { Deferred, Effect, Exit, FileSystem, Layer, Logger, type Path, type Scope } from "effect"
+import * as net from "node:net"
 import type { Jobs } from "../../src/Jobs.ts"
 import * as Qmp from "../../src/Qmp.ts"
 import * as Testing from "../../src/testing.ts"
@@ -89,3 +91,90 @@ export const captureLogs = (): LogCapture => {
       })
   }
 }
+
+/** One message as received: a reply (`return`/`error`, with its `id`) or an event. */
+export type WireMessage = Readonly<Record<string, unknown>> & {
+  readonly event?: string
+  readonly data?: Readonly<Record<string, unknown>>
+}
+
+/**
+ * A negotiated client that records every message after the greeting — replies
+ * and events alike — in the order the bytes arrived, so that a test can tell
+ * whether an event came before or after a reply. (`Qmp.connect` matches replies
+ * to commands and keeps events apart, which loses that order.)
+ */
+export interface WireClient {
+  readonly messages: ReadonlyArray<WireMessage>
+  /** Sends a command; returns the index of its reply in `messages` once it has arrived. */
+  readonly execute: (command: string, args?: Readonly<Record<string, unknown>>) => Effect.Effect<number, Error>
+  /** The index of the first message (arrived already or later) from `from` on matching `predicate`. */
+  readonly awaitMessage: (predicate: (message: WireMessage) => boolean, from?: number) => Effect.Effect<number, Error>
+  /** Completes when the server has closed the connection. */
+  readonly closed: Effect.Effect<void>
+}
+
+export const wireClient = (target: Qmp.Target): Effect.Effect<WireClient, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const socket = yield* Effect.acquireRelease(
+      Effect.callback<net.Socket, Error>((resume) => {
+        const s = "path" in target ? net.createConnection(target.path) : net.createConnection(target.port, target.host)
+        s.once("connect", () => resume(Effect.succeed(s)))
+        s.once("error", (e) => resume(Effect.fail(e)))
+      }),
+      (s) => Effect.sync(() => s.destroy())
+    )
+    const messages: Array<WireMessage> = []
+    const waiters = new Set<{ readonly test: () => number | undefined; readonly done: Deferred.Deferred<number, Error> }>()
+    const closed = Deferred.makeUnsafe<void>()
+    const find = (predicate: (message: WireMessage) => boolean, from: number) => {
+      for (let i = from; i < messages.length; i++) if (predicate(messages[i]!)) return i
+      return undefined
+    }
+    let pending = ""
+    let greeted = false
+    socket.setEncoding("utf8")
+    socket.on("data", (chunk: string) => {
+      pending += chunk
+      let newline: number
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline).trim()
+        pending = pending.slice(newline + 1)
+        if (line === "") continue
+        if (!greeted) greeted = true // the greeting
+        else messages.push(JSON.parse(line) as WireMessage)
+      }
+      for (const waiter of waiters) {
+        const index = waiter.test()
+        if (index !== undefined) {
+          waiters.delete(waiter)
+          Deferred.doneUnsafe(waiter.done, Exit.succeed(index))
+        }
+      }
+    })
+    socket.on("error", () => {})
+    socket.on("close", () => {
+      for (const waiter of waiters) Deferred.doneUnsafe(waiter.done, Exit.fail(new Error("connection closed")))
+      waiters.clear()
+      Deferred.doneUnsafe(closed, Exit.void)
+    })
+    const awaitMessage = (predicate: (message: WireMessage) => boolean, from = 0) =>
+      Effect.suspend(() => {
+        const test = () => find(predicate, from)
+        const seen = test()
+        if (seen !== undefined) return Effect.succeed(seen)
+        if (Deferred.isDoneUnsafe(closed)) return Effect.fail(new Error("connection closed"))
+        const done = Deferred.makeUnsafe<number, Error>()
+        waiters.add({ test, done })
+        return Deferred.await(done)
+      })
+    let nextId = 0
+    const execute = (command: string, args?: Readonly<Record<string, unknown>>) =>
+      Effect.suspend(() => {
+        const id = `c${nextId++}`
+        socket.write(JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }) + "\n")
+        return awaitMessage((m) => m.id === id && ("return" in m || "error" in m))
+      })
+    yield* execute("qmp_capabilities")
+    return { messages, execute, awaitMessage, closed: Deferred.await(closed) }
+  })

@@ -16,6 +16,6 @@ export const sessionCommands: ReadonlyArray<Command> = [
     if (wanted.length > 0) return Effect.fail(new GenericError({ desc: `Capability '${wanted[0]}' not available` }))
     return Effect.as(context.negotiate, {})
   }),
-  // The reply goes out first; then the server shuts down (every job is force-cancelled).
+  // QEMU's order: SHUTDOWN, every job cancelled (its events), then the reply; then the connections close.
   command("quit", NoArguments, (_, context) => Effect.as(context.requestShutdown("quit"), {}))
 ]
