@@ -165,7 +165,7 @@ export const fileDrivers = (options: FileDriverOptions) =>
           Effect.gen(function*() {
             const start = now()
             const job = yield* Effect.orDie(
-              jobs.run({ type: "backup", id: "rate", params: { source, target, speed: options.rateBytesPerSecond } })
+              jobs.run({ type: "backup", id: "rate", params: { source, target }, speed: options.rateBytesPerSecond })
             )
             // Progress sampled every 20 ms; the slope of the least-squares line is the steady rate,
             // free of the first slice's head start and of the chunk-sized steps at the window's ends.

@@ -130,43 +130,24 @@ export interface RateLimiter {
   readonly throttle: Effect.Effect<void>
   /** The current accounting (for tests and diagnostics). */
   readonly state: Effect.Effect<State>
-  /** The speed the limiter applies now (units per second, 0 = unlimited). */
+  /** The speed the limiter applies now: the job's (`JobHandle.speed`, units per second, 0 = unlimited). */
   readonly speed: Effect.Effect<number>
-  /**
-   * For the driver's `setSpeed` callback when the limiter was made with an
-   * `initialSpeed`: from then on the job's own speed (`JobHandle.speed`) rules.
-   */
-  readonly setSpeed: (speed: number) => Effect.Effect<void>
 }
 
 const now = Effect.map(Clock.monotonicTimeNanos, Number)
 
 /**
- * @since 0.1.0
- * @category models
- */
-export interface Options {
-  /**
-   * A speed to apply until the job's speed is first set with `Jobs.setSpeed`
-   * (which calls the driver's `setSpeed` callback: pass it `setSpeed`). For
-   * drivers that take the initial speed as a parameter.
-   */
-  readonly initialSpeed?: number | undefined
-}
-
-/**
  * A limiter for one job, reading the job's speed (`JobHandle.speed`) at every
- * computation (or `initialSpeed`, until the job's speed is set).
+ * computation: the speed the job was created with (`Jobs.create`'s `speed`)
+ * until `Jobs.setSpeed` changes it.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (job: JobHandle, options?: Options): Effect.Effect<RateLimiter> =>
+export const make = (job: JobHandle): Effect.Effect<RateLimiter> =>
   Effect.sync(() => {
     let state = initial
-    let followJob = options?.initialSpeed === undefined
-    const initialSpeed = options?.initialSpeed ?? 0
-    const speed = Effect.suspend(() => (followJob ? job.speed : Effect.succeed(initialSpeed)))
+    const speed = job.speed
     const account = (units: number): Effect.Effect<number> =>
       Effect.flatMap(speed, (speed) =>
         Effect.map(now, (t) => {
@@ -180,10 +161,6 @@ export const make = (job: JobHandle, options?: Options): Effect.Effect<RateLimit
       delay: Effect.map(account(0), (delay) => Duration.nanos(BigInt(delay))),
       throttle,
       state: Effect.sync(() => state),
-      speed,
-      setSpeed: () =>
-        Effect.sync(() => {
-          followJob = true
-        })
+      speed
     }
   })

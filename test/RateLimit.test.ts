@@ -140,7 +140,7 @@ describe("a rate-limited backup (synchronous file system, TestClock)", () => {
       const dir = yield* tempDir
       const data = bytes(size)
       writeFile(join(dir, "src"), data)
-      const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst"), speed } })
+      const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") }, speed })
       if (change !== undefined) {
         // From a fiber the TestClock wakes, so `adjust` also waits for what the speed change sets off.
         yield* Effect.forkChild(Effect.andThen(Effect.sleep(change.at), jobs.setSpeed(job, change.speed)))

@@ -8,14 +8,19 @@
 import { Effect, Option } from "effect"
 import { Argument, Command } from "effect/cli"
 import * as Qmp from "../Qmp.ts"
+import { parseVerbatim } from "../qmp/json.ts"
 import { clientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
 import { type CommandFailed, fail } from "./exit.ts"
 
-/** JSON-ARGS: a JSON object; otherwise throws an Error saying what was expected. */
+/**
+ * JSON-ARGS: a JSON object, whose numbers are sent as they were written (a
+ * speed of 9223372036854775807 stays that, not the double nearest to it);
+ * otherwise throws an Error saying what was expected.
+ */
 export const parseArguments = (text: string): Readonly<Record<string, unknown>> => {
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = parseVerbatim(text)
   } catch (error) {
     throw new Error(`a JSON object (this is not valid JSON: ${error instanceof Error ? error.message : String(error)})`)
   }

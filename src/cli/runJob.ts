@@ -78,11 +78,10 @@ const run = (options: RunJobOptions): Effect.Effect<void, CommandFailed, Jobs | 
     const params = {
       source: options.source,
       target: options.target,
-      ...(Option.isSome(options.speed) ? { speed: options.speed.value } : {}),
       ...(options.overwrite ? { overwrite: true } : {})
     }
     const started = yield* Clock.currentTimeMillis
-    const job = yield* jobs.run({ type, id: type, params }).pipe(
+    const job = yield* jobs.run({ type, id: type, params, speed: Option.getOrUndefined(options.speed) }).pipe(
       Effect.catch((error) => fail(error.message.replace("pass overwrite: true", "pass --overwrite")))
     )
 

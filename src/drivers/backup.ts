@@ -1,9 +1,12 @@
 /**
  * The `backup` job type: copies a source file to a target path, all or nothing.
  *
- * - `make` checks the source and target (see `FileJobParams` and the errors in
- *   `errors.ts`): a failure there fails `Jobs.create` with `JobSetupFailed`
- *   carrying the message. It also finishes interrupted commits and removes
+ * - `check` looks at the source and target before the job exists (see the
+ *   errors in `errors.ts`): a failure refuses `Jobs.create` with `JobRefused`
+ *   carrying the message, and no job is ever seen.
+ * - `make` checks them again (the files may have changed since) and opens the
+ *   source: a failure there fails the job early (`JobSetupFailed`, events
+ *   `created`, `null`). It also finishes interrupted commits and removes
  *   stale temporary copies of the same target left by a killed process.
  * - `run` copies the source, as it was opened by `make`, into a temporary file
  *   beside the target, chunk by chunk: progress in bytes (total = source size),
@@ -24,6 +27,7 @@ import { Effect, type FileSystem, type Layer, type Path } from "effect"
 import * as JobDriver from "../JobDriver.ts"
 import type { Jobs } from "../Jobs.ts"
 import {
+  checkParams,
   checkSource,
   copyAll,
   createTemp,
@@ -48,6 +52,7 @@ export const makeDriver = (
   JobDriver.make({
     type: "backup",
     params: FileJobParams,
+    check: checkParams,
     make: (params, handle) =>
       Effect.gen(function*() {
         const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
@@ -62,7 +67,7 @@ export const makeDriver = (
           yield* checkSource(job)
         })
 
-        return { run, ...finalizationCallbacks(job, handle, limiter) }
+        return { run, ...finalizationCallbacks(job, handle) }
       })
   })
 

@@ -1,8 +1,9 @@
 /**
  * The machinery the `backup` and `mirror` drivers share: their parameters,
- * the checks `make` runs before a job exists, the temporary copy beside the
- * target, the chunked copy loop (progress, pause points, rate limit), the
- * compare-and-fix round of a mirror, and the durable hand-over to the commit.
+ * the checks made before a job exists (`check`) and again by `make` (which
+ * also opens the source), the temporary copy beside the target, the chunked
+ * copy loop (progress, pause points, rate limit), the compare-and-fix round of
+ * a mirror, and the durable hand-over to the commit.
  * @internal
  */
 import { Clock, Duration, Effect, Exit, Fiber, FileSystem, Option, Path, Schema, Scope } from "effect"
@@ -12,6 +13,7 @@ import { commitRename, prepared, recoverJournalsWith, removeStaleTempsWith, type
 import {
   type CommitJournalError,
   type FileIoError,
+  type FileJobError,
   SameFile,
   SourceNotAFile,
   SourceNotFound,
@@ -37,8 +39,14 @@ export const FileJobParams = Schema.Struct({
   source: Schema.NonEmptyString,
   /** Where the copy goes; its directory must exist. */
   target: Schema.NonEmptyString,
-  /** The initial rate limit in bytes per second (0, the default, is unlimited); `Jobs.setSpeed` changes it. */
-  speed: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * Not a parameter: the initial rate limit is `Jobs.create`'s `speed`, the
+   * job's own. Refused rather than ignored, so that a limit given here is not
+   * lost without a word.
+   */
+  speed: Schema.optionalKey(
+    Schema.Never.annotate({ message: "the initial speed is not a parameter: give it to Jobs.create as its speed" })
+  ),
   /** Replace an existing target (default: refuse). */
   overwrite: Schema.optionalKey(Schema.Boolean)
 })
@@ -122,6 +130,88 @@ const openSource = (files: Files, scope: Scope.Scope, source: string) =>
     return { file, info, sourceScope }
   })
 
+/** Where a job's paths point, resolved against the working directory. */
+interface Paths {
+  readonly source: string
+  readonly target: string
+  readonly directory: string
+  readonly targetName: string
+}
+
+const resolvePaths = (files: Files, params: FileJobParams): Paths => {
+  const source = files.path.resolve(params.source)
+  const target = files.path.resolve(params.target)
+  return { source, target, directory: files.path.dirname(target), targetName: files.path.basename(target) }
+}
+
+/** The source path names a regular file: its information. */
+const statSource = (
+  files: Files,
+  source: string
+): Effect.Effect<FileSystem.File.Info, SourceNotFound | SourceUnreadable | SourceNotAFile> =>
+  Effect.flatMap(
+    Effect.mapError(files.fs.stat(source), (error) =>
+      isNotFound(error) ? new SourceNotFound({ path: source }) : new SourceUnreadable({ path: source, detail: describe(error) })),
+    (info) => (info.type === "File" ? Effect.succeed(info) : Effect.fail(new SourceNotAFile({ path: source })))
+  )
+
+const checkTargetDirectory = (files: Files, paths: Paths): Effect.Effect<void, TargetDirectoryNotFound> =>
+  Effect.flatMap(Effect.option(files.fs.stat(paths.directory)), (info) =>
+    Option.isSome(info) && info.value.type === "Directory"
+      ? Effect.void
+      : Effect.fail(new TargetDirectoryNotFound({ path: paths.directory, target: paths.target })))
+
+const targetUser = (target: string): TargetInUse | undefined => {
+  const user = liveTargets.get(target)
+  return user === undefined ? undefined : new TargetInUse({ path: target, job: user })
+}
+
+/** What already stands at the target path must not be the source, must be a regular file, and may be replaced. */
+const checkExistingTarget = (
+  files: Files,
+  paths: Paths,
+  source: FileSystem.File.Info,
+  overwrite: boolean | undefined
+): Effect.Effect<void, SameFile | TargetNotAFile | TargetExists | FileIoError> =>
+  Effect.gen(function*() {
+    const existing = yield* Effect.catch(
+      Effect.map(files.fs.stat(paths.target), Option.some),
+      (error) =>
+        isNotFound(error)
+          ? Effect.succeed(Option.none<FileSystem.File.Info>())
+          : io("inspect", paths.target, Effect.fail(error))
+    )
+    if (Option.isNone(existing)) return
+    if (sameFile(existing.value, source)) return yield* new SameFile({ source: paths.source, target: paths.target })
+    if (existing.value.type !== "File") return yield* new TargetNotAFile({ path: paths.target })
+    if (overwrite !== true) return yield* new TargetExists({ path: paths.target })
+  })
+
+/**
+ * The driver's `check`: every check of `setUp` that opens, creates and
+ * changes nothing, with the same errors, in the same order — the source is a
+ * regular file; the target's directory exists; no other job of this process
+ * writes the target; the source may be read; an existing target is not the
+ * source, is a regular file and `overwrite` is set. `setUp` makes them again:
+ * the files may change in between, and finishing an interrupted commit in the
+ * target's directory may put a target in place.
+ */
+export const checkParams = (params: FileJobParams): Effect.Effect<void, FileJobError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
+    const paths = resolvePaths(files, params)
+    const source = yield* statSource(files, paths.source)
+    yield* checkTargetDirectory(files, paths)
+    const user = targetUser(paths.target)
+    if (user !== undefined) return yield* user
+    // Readable: asked where `make` opens it, without opening it.
+    yield* Effect.mapError(
+      files.fs.access(paths.source, { readable: true }),
+      (error) => new SourceUnreadable({ path: paths.source, detail: describe(error) })
+    )
+    yield* checkExistingTarget(files, paths, source, params.overwrite)
+  })
+
 /**
  * `make`'s checks and set-up, in this order: the source exists, is a regular
  * file and opens for reading; the target's directory exists; no other job of
@@ -136,23 +226,14 @@ export const setUp = (
   label: string
 ): Effect.Effect<FileJob, SourceNotFound | SourceNotAFile | SourceUnreadable | TargetDirectoryNotFound | TargetInUse | TargetExists | TargetNotAFile | SameFile | FileIoError | CommitJournalError> =>
   Effect.gen(function*() {
-    const { fs, path } = files
-    const source = path.resolve(params.source)
-    const target = path.resolve(params.target)
-    const directory = path.dirname(target)
-    const targetName = path.basename(target)
+    const paths = resolvePaths(files, params)
+    const { source, target, directory, targetName } = paths
 
-    const sourceStat = yield* Effect.mapError(fs.stat(source), (error) =>
-      isNotFound(error) ? new SourceNotFound({ path: source }) : new SourceUnreadable({ path: source, detail: describe(error) }))
-    if (sourceStat.type !== "File") return yield* new SourceNotAFile({ path: source })
+    yield* statSource(files, source)
+    yield* checkTargetDirectory(files, paths)
 
-    const directoryStat = yield* Effect.option(fs.stat(directory))
-    if (Option.isNone(directoryStat) || directoryStat.value.type !== "Directory") {
-      return yield* new TargetDirectoryNotFound({ path: directory, target })
-    }
-
-    const user = liveTargets.get(target)
-    if (user !== undefined) return yield* new TargetInUse({ path: target, job: user })
+    const user = targetUser(target)
+    if (user !== undefined) return yield* user
     liveTargets.set(target, label)
     const scope = yield* Scope.make("sequential")
     const releaseEarly = Effect.andThen(
@@ -165,19 +246,7 @@ export const setUp = (
         const opened = yield* openSource(files, scope, source)
         yield* recoverJournalsWith(files, directory)
         yield* removeStaleTempsWith(files, directory, targetName)
-
-        const existing = yield* Effect.catch(
-          Effect.map(fs.stat(target), Option.some),
-          (error) =>
-            isNotFound(error)
-              ? Effect.succeed(Option.none<FileSystem.File.Info>())
-              : io("inspect", target, Effect.fail(error))
-        )
-        if (Option.isSome(existing)) {
-          if (sameFile(existing.value, opened.info)) return yield* new SameFile({ source, target })
-          if (existing.value.type !== "File") return yield* new TargetNotAFile({ path: target })
-          if (params.overwrite !== true) return yield* new TargetExists({ path: target })
-        }
+        yield* checkExistingTarget(files, paths, opened.info, params.overwrite)
         const job: FileJob = {
           files,
           label,
@@ -432,7 +501,8 @@ export const abort = (job: FileJob, handle: JobHandle): Effect.Effect<void, File
 
 /**
  * What both file drivers do first in `make`: check and open the files, and set
- * up the rate limiter with the job's initial speed.
+ * up the rate limiter, which follows the job's speed (`Jobs.create`'s `speed`
+ * at first, then whatever `Jobs.setSpeed` sets).
  */
 export const startFileJob = (
   params: FileJobParams,
@@ -442,23 +512,21 @@ export const startFileJob = (
   Effect.gen(function*() {
     const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
     const job = yield* setUp(files, params, handle.id ?? "<internal>")
-    const limiter = yield* RateLimit.make(handle, { initialSpeed: params.speed })
+    const limiter = yield* RateLimit.make(handle)
     return { job, limiter, chunkSize: options?.chunkSize ?? defaultChunkSize }
   })
 
 /**
  * The callbacks both file drivers share once the copy exists: the copy is made
  * durable at `prepare`, renamed into place at `commit`, removed at `abort`; the
- * files are closed at `clean` (and again, harmlessly, at `free`); `setSpeed`
- * goes to the rate limiter.
+ * files are closed at `clean` (and again, harmlessly, at `free`).
  */
-export const finalizationCallbacks = (job: FileJob, handle: JobHandle, limiter: RateLimit.RateLimiter) => ({
+export const finalizationCallbacks = (job: FileJob, handle: JobHandle) => ({
   prepare: prepareCommit(job, handle),
   commit: commit(job, handle),
   abort: abort(job, handle),
   clean: release(job),
-  free: release(job),
-  setSpeed: limiter.setSpeed
+  free: release(job)
 })
 
 export const pollIntervalOf = (options: FileDriverOptions | undefined): Duration.Duration =>

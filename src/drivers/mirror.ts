@@ -2,7 +2,7 @@
  * The `mirror` job type: keeps a copy of a changing source file in sync until
  * told to switch it into place.
  *
- * - `make`: the same checks and set-up as `backup`.
+ * - `check` and `make`: the same checks and set-up as `backup`.
  * - `run` copies the source into a temporary file beside the target (progress
  *   in bytes), then moves to READY (event `Ready`) and keeps the copy in sync:
  *   every poll interval it looks at the source and, if it may have changed,
@@ -29,6 +29,7 @@ import * as JobDriver from "../JobDriver.ts"
 import * as JobStatus from "../JobStatus.ts"
 import type { Jobs } from "../Jobs.ts"
 import {
+  checkParams,
   copyAll,
   createTemp,
   type FileDriverOptions,
@@ -56,6 +57,7 @@ export const makeDriver = (
   JobDriver.make({
     type: "mirror",
     params: FileJobParams,
+    check: checkParams,
     make: (params, handle) =>
       Effect.gen(function*() {
         const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
@@ -103,7 +105,7 @@ export const makeDriver = (
             }),
             handle.enter // a no-op while parked in STANDBY: `run` sees the flag after the resume
           ),
-          ...finalizationCallbacks(job, handle, limiter)
+          ...finalizationCallbacks(job, handle)
         }
       })
   })

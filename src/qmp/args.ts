@@ -17,11 +17,37 @@
  * Schemas here check shapes and types only; value checks (e.g. `speed ≥ 0`)
  * belong to the commands, where QEMU makes them.
  */
-import { Effect, Result, Schema, SchemaAST, SchemaIssue, SchemaParser } from "effect"
+import { Effect, Result, Schema, SchemaAST, SchemaIssue, SchemaParser, SchemaTransformation } from "effect"
 import { GenericError } from "./errors.ts"
 
-/** A JSON integer (QEMU's `int`): `1.5` and `"1"` are refused as "expected: integer". */
-export const Int = Schema.Int
+const int64Min = -(2n ** 63n)
+const int64Max = 2n ** 63n - 1n
+
+/**
+ * Saturates at the largest integers a JS number holds exactly: ±(2^53 − 1).
+ * Beyond them a number would round (2^63 − 1 becomes 2^63, which is no int64),
+ * and no quantity here — a speed of 2^53 − 1 bytes/s is about 8 PiB/s — is
+ * meaningfully larger.
+ */
+const toNumber = (value: bigint): number =>
+  value > BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number.MAX_SAFE_INTEGER
+    : value < BigInt(Number.MIN_SAFE_INTEGER)
+    ? Number.MIN_SAFE_INTEGER
+    : Number(value)
+
+/**
+ * QEMU's `int`: a JSON integer literal in the int64 range, which `json.ts`
+ * hands over as a bigint. Anything else is refused as "expected: integer":
+ * `1.5`, but also `1.0` and `1e3` (numbers, to QEMU, not integers), `"1"`, and
+ * 2^63 or more. Decoded to a number, saturated at ±(2^53 − 1).
+ */
+export const Int = Schema.BigInt.check(Schema.isBetweenBigInt({ minimum: int64Min, maximum: int64Max })).pipe(
+  Schema.decodeTo(
+    Schema.Number,
+    SchemaTransformation.transform({ decode: toNumber, encode: (value: number) => BigInt(value) })
+  )
+)
 
 /** An enum of QEMU strings. */
 export const Enum = <const L extends ReadonlyArray<string>>(values: L) => Schema.Literals(values)
@@ -52,6 +78,7 @@ const typeName = (ast: SchemaAST.AST): string => {
     case "Union":
       return "string"
     case "Number":
+    case "BigInt":
       return "integer"
     case "Boolean":
       return "boolean"
@@ -99,6 +126,9 @@ const describe = (issue: SchemaIssue.Issue, path: ReadonlyArray<Segment>, value:
       }
       return describe(issue.issue, nextPath, next)
     }
+    case "Encoding":
+      // A decoding transformation (`Int`): what its encoded side refused.
+      return describe(issue.issue, path, value)
     case "MissingKey":
       return `Parameter '${fullName(path)}' is missing`
     case "UnexpectedKey":

@@ -47,9 +47,12 @@ export class DeviceNotActive extends Schema.TaggedError<DeviceNotActive>()("Devi
 /** An error reply: its `_tag` is the QMP error class. */
 export type QmpError = GenericError | CommandNotFound | DeviceNotActive
 
-/** The engine's errors all become GenericError with the engine's text (QEMU's). */
+/** A `desc` is one line: line breaks (a driver's message, a path) become spaces. */
+export const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, " ")
+
+/** The engine's errors all become GenericError with the engine's text (QEMU's), on one line. */
 export const fromJobError = (error: { readonly message: string }): GenericError =>
-  new GenericError({ desc: error.message })
+  new GenericError({ desc: oneLine(error.message) })
 
 /** What `block-job-*` commands answer when `device` (or `id`) names no block job. */
 export const blockJobNotFound = (id: string): DeviceNotActive =>
@@ -70,5 +73,5 @@ export const commandNotFound = (name: string): CommandNotFound =>
 /** The value of an error reply's `error` member. */
 export const errorBody = (error: QmpError): { readonly class: string; readonly desc: string } => ({
   class: error._tag,
-  desc: error.desc
+  desc: oneLine(error.desc)
 })

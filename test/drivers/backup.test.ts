@@ -8,14 +8,29 @@
  * after its first chunk.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, PlatformError } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import * as FileDrivers from "../../src/drivers/layer.ts"
 import type { Job } from "../../src/Job.ts"
 import { Jobs } from "../../src/Jobs.ts"
 import { recordEvents } from "../helpers/eventRecorder.ts"
-import { bytes, chunk, deadPid, entries, hashBytes, hashOf, nodeLayer, tempDir, temps, writeFile } from "./helpers.ts"
+import {
+  bytes,
+  chunk,
+  deadPid,
+  entries,
+  hashBytes,
+  hashOf,
+  layerOver,
+  nodeFsWith,
+  nodeLayer,
+  tempDir,
+  temps,
+  writeFile
+} from "./helpers.ts"
+
+const removeFile = (path: string) => fs.rmSync(path)
 
 /** Runs a backup and pauses it after its first chunk. */
 const pausedAfterFirstChunk = (id: string, params: Record<string, unknown>) =>
@@ -27,12 +42,26 @@ const pausedAfterFirstChunk = (id: string, params: Record<string, unknown>) =>
     return job
   })
 
-const setupFailure = (params: Record<string, unknown>) =>
+/**
+ * `validate` and `create` both refused by the driver's check, with one
+ * message: `JobRefused`, no job listed, and no event — the first events the
+ * engine sends after it are those of a job created next (the events go out in
+ * order, so a refused job's would come first).
+ */
+const refusal = (params: Record<string, unknown>) =>
   Effect.gen(function*() {
     const jobs = yield* Jobs
+    const recorder = yield* recordEvents
+    const validated = yield* Effect.flip(jobs.validate({ type: "backup", id: "b", params }))
     const error = yield* Effect.flip(jobs.create({ type: "backup", id: "b", params }))
-    assert.strictEqual(error._tag, "JobSetupFailed")
+    assert.strictEqual(error._tag, "JobRefused")
+    assert.strictEqual(validated.message, error.message)
     assert.deepStrictEqual(yield* jobs.list, [])
+    const elsewhere = yield* tempDir
+    writeFile(join(elsewhere, "src"), bytes(10))
+    yield* jobs.run({ type: "backup", id: "next", params: { source: join(elsewhere, "src"), target: join(elsewhere, "dst") } })
+    yield* recorder.until("next", "null")
+    assert.deepStrictEqual(recorder.events.filter((e) => e.id !== "next"), [])
     return error.message
   })
 
@@ -168,11 +197,11 @@ describe("backup: never a partial target", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("backup: make refuses with the path in the message", () => {
+describe("backup: refused before the job exists (the driver's check), with the path in the message", () => {
   it.effect("a missing source", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const message = yield* setupFailure({ source: join(dir, "nope"), target: join(dir, "dst") })
+      const message = yield* refusal({ source: join(dir, "nope"), target: join(dir, "dst") })
       assert.strictEqual(message, `Source file '${join(dir, "nope")}' does not exist`)
       assert.deepStrictEqual(entries(dir), [])
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
@@ -180,7 +209,7 @@ describe("backup: make refuses with the path in the message", () => {
   it.effect("a source that is a directory", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const message = yield* setupFailure({ source: dir, target: join(dir, "dst") })
+      const message = yield* refusal({ source: dir, target: join(dir, "dst") })
       assert.strictEqual(message, `Source '${dir}' is not a regular file`)
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
@@ -188,7 +217,7 @@ describe("backup: make refuses with the path in the message", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       writeFile(join(dir, "src"), bytes(10))
-      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "missing", "dst") })
+      const message = yield* refusal({ source: join(dir, "src"), target: join(dir, "missing", "dst") })
       assert.strictEqual(
         message,
         `Target directory '${join(dir, "missing")}' does not exist (target '${join(dir, "missing", "dst")}')`
@@ -200,7 +229,7 @@ describe("backup: make refuses with the path in the message", () => {
       const dir = yield* tempDir
       writeFile(join(dir, "src"), bytes(10))
       writeFile(join(dir, "dst"), Buffer.from("keep me"))
-      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "dst") })
+      const message = yield* refusal({ source: join(dir, "src"), target: join(dir, "dst") })
       assert.strictEqual(message, `Target '${join(dir, "dst")}' already exists (pass overwrite: true to replace it)`)
       assert.strictEqual(fs.readFileSync(join(dir, "dst"), "utf8"), "keep me")
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
@@ -210,7 +239,7 @@ describe("backup: make refuses with the path in the message", () => {
       const dir = yield* tempDir
       writeFile(join(dir, "src"), bytes(10))
       fs.mkdirSync(join(dir, "dst"))
-      const message = yield* setupFailure({ source: join(dir, "src"), target: join(dir, "dst"), overwrite: true })
+      const message = yield* refusal({ source: join(dir, "src"), target: join(dir, "dst"), overwrite: true })
       assert.strictEqual(message, `Target '${join(dir, "dst")}' exists and is not a regular file`)
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
@@ -222,7 +251,7 @@ describe("backup: make refuses with the path in the message", () => {
       fs.linkSync(source, join(dir, "hard"))
       fs.symlinkSync(source, join(dir, "soft"))
       for (const target of [source, join(dir, "hard"), join(dir, "soft")]) {
-        const message = yield* setupFailure({ source, target, overwrite: true })
+        const message = yield* refusal({ source, target, overwrite: true })
         assert.strictEqual(message, `Source '${source}' and target '${target}' are the same file`)
       }
       assert.strictEqual(hashOf(source), hashBytes(bytes(10)))
@@ -249,14 +278,69 @@ describe("backup: make refuses with the path in the message", () => {
       assert.deepStrictEqual(yield* jobs.awaitOutcome(third), { _tag: "Succeeded" })
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
-  it.effect("invalid parameters: a negative or fractional speed, an empty path", () =>
+  it.effect("a source that cannot be read (refused by the file system: root reads every file)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(10))
+      const message = yield* refusal({ source: join(dir, "src"), target: join(dir, "dst") }).pipe(
+        Effect.provide(layerOver(nodeFsWith((fs) => ({
+          access: (path, options) =>
+            options?.readable === true && path === join(dir, "src")
+              ? Effect.fail(PlatformError.systemError({
+                _tag: "PermissionDenied",
+                module: "FileSystem",
+                method: "access",
+                pathOrDescriptor: path,
+                cause: new Error(`EACCES: permission denied, access '${path}'`)
+              }))
+              : fs.access(path, options)
+        }))))
+      )
+      assert.strictEqual(message, `Cannot read source file '${join(dir, "src")}': EACCES: permission denied, access '${join(dir, "src")}'`)
+    }).pipe(Effect.scoped))
+
+  it.effect("invalid parameters, in one line: an empty path; a speed, which is `create`'s and not a parameter", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs
-      for (const params of [{ source: "a", target: "b", speed: -1 }, { source: "a", target: "b", speed: 1.5 }, { source: "", target: "b" }]) {
+      const messages: Array<string> = []
+      for (const params of [{ source: "", target: "b" }, { source: "a", target: "b", speed: 5 }]) {
         const error = yield* Effect.flip(jobs.create({ type: "backup", id: "b", params }))
         assert.strictEqual(error._tag, "InvalidParameters")
+        messages.push(error.message)
       }
+      assert.deepStrictEqual(messages, [
+        `Invalid parameters for job type 'backup': Expected a value with a length of at least 1 at ["source"]`,
+        `Invalid parameters for job type 'backup': the initial speed is not a parameter: give it to Jobs.create as its speed at ["speed"]`
+      ])
     }).pipe(Effect.provide(nodeLayer())))
+})
+
+describe("backup: make checks again what may have changed since the check", () => {
+  it.effect("a source removed between the check and make: the job is created and fails at once (created, null)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const source = join(dir, "src")
+      writeFile(source, bytes(10))
+      // The check's last look at the source (its access check) is followed by the removal.
+      const removedAfterCheck = nodeFsWith((fs) => ({
+        access: (path, options) =>
+          Effect.tap(fs.access(path, options), () =>
+            Effect.sync(() => {
+              if (path === source) removeFile(path)
+            }))
+      }))
+      yield* Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const recorder = yield* recordEvents
+        const error = yield* Effect.flip(jobs.create({ type: "backup", id: "b", params: { source, target: join(dir, "dst") } }))
+        assert.strictEqual(error._tag, "JobSetupFailed")
+        assert.strictEqual(error.message, `Source file '${source}' does not exist`)
+        yield* recorder.until("b", "null")
+        assert.deepStrictEqual(recorder.trace("b"), ["created", "null"])
+        assert.deepStrictEqual(yield* jobs.list, [])
+      }).pipe(Effect.provide(layerOver(removedAfterCheck)))
+      assert.deepStrictEqual(entries(dir), [])
+    }).pipe(Effect.scoped))
 })
 
 describe("backup: stale temporary copies", () => {

@@ -178,6 +178,9 @@ export const syncFs = (logWrites?: RegExp): { readonly layer: Layer.Layer<FileSy
         Effect.map(Clock.currentTimeMillis, (at) => void log.writes.push({ at, offset, length }))
       : undefined
   const impl = FileSystem.makeNoop({
+    access: (path, options) =>
+      attempt("access", path, () =>
+        fs.accessSync(path, (options?.readable ? fs.constants.R_OK : 0) | (options?.writable ? fs.constants.W_OK : 0))),
     stat: (path) => attempt("stat", path, () => info(fs.statSync(path, { bigint: true }))),
     lstat: (path) => attempt("lstat", path, () => info(fs.lstatSync(path, { bigint: true }))),
     open: (path, options) =>

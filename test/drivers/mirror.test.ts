@@ -178,6 +178,42 @@ describe("mirror on Node's file system", () => {
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 })
 
+describe("mirror: refused before the job exists (the driver's check)", () => {
+  /** `create` refused with `JobRefused`; no job, and no event before those of a job created next. */
+  const refused = (params: Record<string, unknown>) =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const recorder = yield* recordEvents
+      const error = yield* Effect.flip(jobs.create({ type: "mirror", id: "m", params }))
+      assert.strictEqual(error._tag, "JobRefused")
+      assert.deepStrictEqual(yield* jobs.list, [])
+      const elsewhere = yield* tempDir
+      writeFile(join(elsewhere, "src"), bytes(10))
+      yield* jobs.run({ type: "backup", id: "next", params: { source: join(elsewhere, "src"), target: join(elsewhere, "dst") } })
+      yield* recorder.until("next", "null")
+      assert.deepStrictEqual(recorder.events.filter((e) => e.id !== "next"), [])
+      return error.message
+    })
+
+  it.effect("a missing source; an existing target without overwrite; the target as the source", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      assert.strictEqual(yield* refused(mirrorParams(dir)), `Source file '${join(dir, "src")}' does not exist`)
+      writeFile(join(dir, "src"), bytes(10))
+      writeFile(join(dir, "dst"), Buffer.from("keep me"))
+      assert.strictEqual(
+        yield* refused(mirrorParams(dir)),
+        `Target '${join(dir, "dst")}' already exists (pass overwrite: true to replace it)`
+      )
+      assert.strictEqual(
+        yield* refused({ source: join(dir, "src"), target: join(dir, "src"), overwrite: true }),
+        `Source '${join(dir, "src")}' and target '${join(dir, "src")}' are the same file`
+      )
+      assert.strictEqual(fs.readFileSync(join(dir, "dst"), "utf8"), "keep me")
+      assert.deepStrictEqual(entries(dir), ["dst", "src"])
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+})
+
 describe("mirror rounds under TestClock (synchronous file system)", () => {
   const poll = 1000
   const sync = () => {

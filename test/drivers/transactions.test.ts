@@ -111,8 +111,11 @@ describe("a transaction of backups: all targets or none", () => {
       const dir = yield* tempDir
       const data = threeSources(dir)
       const txn = yield* JobTxn.make
-      const backup = yield* jobs.run({ type: "backup", id: "b", txn, params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
-      const mirror = yield* jobs.run({ type: "mirror", id: "m", txn, params: { source: join(dir, "src2"), target: join(dir, "dst2") } })
+      // Both members first: a backup started alone could finish before the mirror joins.
+      const backup = yield* jobs.create({ type: "backup", id: "b", txn, params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
+      const mirror = yield* jobs.create({ type: "mirror", id: "m", txn, params: { source: join(dir, "src2"), target: join(dir, "dst2") } })
+      yield* jobs.start(backup)
+      yield* jobs.start(mirror)
       yield* jobs.awaitStatus(mirror, "ready")
       yield* jobs.complete(mirror)
       assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
@@ -152,7 +155,8 @@ describe("the commit journal", () => {
       const txn = yield* JobTxn.make
       for (const job of yield* backupsIn(dir, txn)) yield* jobs.start(job)
       assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
-      assert.deepStrictEqual(renames, [1, 2, 3].map((i) => join(dir, `dst${i}`)))
+      // Newest member first, as QEMU commits a transaction.
+      assert.deepStrictEqual(renames, [3, 2, 1].map((i) => join(dir, `dst${i}`)))
       assert.deepStrictEqual(journalsAtRename, [1, 1, 1])
       assert.deepStrictEqual(journals(dir), [])
     }).pipe(Effect.scoped, Effect.provide(layerOver(fsLayer)))
@@ -258,8 +262,9 @@ describe("the commit journal", () => {
       const txn = yield* JobTxn.make
       const created = []
       for (const i of [1, 2]) {
-        created.push(yield* jobs.run({ type: "backup", id: `b${i}`, txn, params: { source: join(dir, `src${i}`), target: join(dir, `dst${i}`), overwrite: true } }))
+        created.push(yield* jobs.create({ type: "backup", id: `b${i}`, txn, params: { source: join(dir, `src${i}`), target: join(dir, `dst${i}`), overwrite: true } }))
       }
+      for (const job of created) yield* jobs.start(job)
       yield* JobTxn.awaitOutcome(txn)
       for (const job of created) {
         const outcome = yield* jobs.awaitOutcome(job)

@@ -8,6 +8,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import { TestClock } from "effect/testing"
+import * as net from "node:net"
 import { Jobs } from "../../src/Jobs.ts"
 import type { QmpClient, Reply } from "../../src/Qmp.ts"
 
@@ -358,6 +359,29 @@ for (const transport of transports) {
         assert.deepStrictEqual(statuses("g3"), ["created", "null"])
         assert.isFalse(c.events.some((e) => e.event.startsWith("BLOCK_JOB_")), "jobs that never ran send no BLOCK_JOB_* event")
         assert.deepStrictEqual(yield* c.execute("query-jobs"), [])
+        // Individual jobs are torn down one by one, newest first (QEMU aborts a transaction's actions in reverse).
+        const before = c.events.length
+        assert.deepStrictEqual(
+          yield* tx([
+            { type: "backup", data: job("n1") },
+            { type: "mirror", data: job("n2", { "auto-dismiss": false }) },
+            { type: "backup", data: job("n3", { source: "missing-n3" }) }
+          ], false),
+          generic("Could not open 'missing-n3': No such file or directory")
+        )
+        yield* status(c, "n1", "null")
+        assert.deepStrictEqual(c.events.slice(before).map((e) => `${String(e.data?.id)} ${String(e.data?.status)}`), [
+          "n1 created",
+          "n2 created",
+          "n3 created",
+          "n3 null",
+          "n2 aborting",
+          "n2 concluded",
+          "n2 null",
+          "n1 aborting",
+          "n1 concluded",
+          "n1 null"
+        ])
         // Individual: independent jobs.
         assert.deepStrictEqual(yield* tx([{ type: "backup", data: job("i1") }, { type: "backup", data: job("i2") }], false), { return: {} })
         yield* c.execute("job-cancel", { id: "i1" })
@@ -365,6 +389,20 @@ for (const transport of transports) {
         yield* copyAll
         const done = yield* event(c, "BLOCK_JOB_COMPLETED", "i2")
         assert.notProperty(done.data, "error")
+      }))
+
+    run("an id is echoed exactly as sent, an integer beyond 2^53 included", (_c, h) =>
+      Effect.gen(function*() {
+        const lines = yield* exchange(h, transport, [
+          `{"execute": "qmp_capabilities"}`,
+          `{"execute": "query-jobs", "id": 9223372036854775807}`,
+          `{"execute": "query-jobs", "id": {"n": [18446744073709551617, -9007199254740993, 1.5]}}`
+        ])
+        assert.deepStrictEqual(lines.slice(1), [
+          `{"return":{}}`,
+          `{"return":[],"id":9223372036854775807}`,
+          `{"return":[],"id":{"n":[18446744073709551617,-9007199254740993,1.5]}}`
+        ])
       }))
 
     run("quit: the reply, SHUTDOWN, then the connection closes and the socket file goes", (c, h) =>
@@ -383,6 +421,36 @@ for (const transport of transports) {
       }))
   })
 }
+
+/**
+ * Sends `requests` as lines on a plain socket and returns the lines the server
+ * wrote (greeting included) until one reply per request has come: the exact
+ * text, which a JSON client would round through doubles.
+ */
+const exchange = (h: Harness, transport: Transport, requests: ReadonlyArray<string>) =>
+  Effect.promise(() =>
+    new Promise<Array<string>>((resolve, reject) => {
+      const target = transport === "unix" ? h.unix : h.tcp
+      const socket = "path" in target ? net.createConnection(target.path) : net.createConnection(target.port, target.host)
+      let buffered = ""
+      const lines: Array<string> = []
+      socket.setEncoding("utf8")
+      socket.on("error", reject)
+      socket.on("connect", () => socket.write(requests.map((r) => `${r}\n`).join("")))
+      socket.on("data", (chunk: string) => {
+        buffered += chunk
+        let end: number
+        while ((end = buffered.indexOf("\n")) >= 0) {
+          lines.push(buffered.slice(0, end))
+          buffered = buffered.slice(end + 1)
+        }
+        if (lines.length >= requests.length + 1) {
+          socket.destroy()
+          resolve(lines)
+        }
+      })
+    })
+  )
 
 const exists = (path: string) =>
   Effect.promise(() => import("node:fs/promises").then((fs) => fs.stat(path).then(() => true, () => false)))

@@ -1,16 +1,20 @@
 /**
  * The commands that create jobs: `backup`, `mirror` and `transaction`. They
  * start the drivers registered for the job types `backup` and `mirror`, whose
- * parameters are `{source, target, speed?, overwrite?}`.
+ * parameters are `{source, target, overwrite?}`; `speed` is the job's own
+ * (`CreateOptions.speed`), which QMP reports in events and `query-block-jobs`.
  *
- * A `transaction` is all or nothing: every action is checked first (ids, types,
- * parameters, speeds; also ids repeated within the transaction), and nothing is
- * created unless all pass. Then every job is created, then every job is
- * started. If a driver fails to set a job up (e.g. a missing source), the jobs
- * already created are cancelled and removed before they ever run, and the
- * transaction fails with that error. With `completion-mode: grouped` the jobs
- * share one `JobTxn`: they all commit or all abort. `backup` and `mirror` are
- * one-action transactions.
+ * A `transaction` is all or nothing. Every action is checked first — ids
+ * (also ids repeated within the transaction), types, parameters, the driver's
+ * own checks of its files (`Jobs.validate`), then the speed, QEMU's order —
+ * and nothing is created unless all pass. Then every job is created, then
+ * every job is started. If a driver still fails to set a job up (the files
+ * changed since the check, or two actions write one target), the jobs already
+ * created are torn down newest first, as QEMU's transaction aborts its
+ * actions — cancelled, and removed before they ever run — and the transaction
+ * fails with that error once all of that is done. With `completion-mode:
+ * grouped` the jobs share one `JobTxn`: they all commit or all abort.
+ * `backup` and `mirror` are one-action transactions.
  */
 import { Effect, Schema } from "effect"
 import type { Job } from "../../Job.ts"
@@ -49,10 +53,14 @@ interface Action {
   readonly data: JobArgs
 }
 
+/**
+ * The job an action creates. Its speed is the engine's, the only one: the
+ * driver's rate limiter follows it, and it is what QMP reports. (A negative
+ * speed never gets here: `validateAll` refuses it, in QEMU's order.)
+ */
 const createOptions = (action: Action, txn: JobTxn.JobTxn | undefined): CreateOptions => {
   const { data } = action
   const params: Record<string, unknown> = { source: data.source, target: data.target }
-  if (data.speed !== undefined) params.speed = data.speed
   if (data.overwrite !== undefined) params.overwrite = data.overwrite
   return {
     type: action.type,
@@ -61,9 +69,7 @@ const createOptions = (action: Action, txn: JobTxn.JobTxn | undefined): CreateOp
     manualDismiss: data["auto-dismiss"] === false,
     params,
     txn,
-    // The engine's speed is what QMP reports (events, query-block-jobs); negative
-    // speeds were refused by `validateAll`, in QEMU's order.
-    speed: data.speed !== undefined && data.speed > 0 ? data.speed : undefined
+    speed: data.speed
   }
 }
 
@@ -72,11 +78,13 @@ const validateAll = (jobs: JobsService, actions: ReadonlyArray<Action>) =>
   Effect.gen(function*() {
     const ids = new Set<string>()
     for (const action of actions) {
-      yield* Effect.mapError(jobs.validate({ ...createOptions(action, undefined), speed: undefined }), fromJobError)
       const id = action.data["job-id"]
-      // An earlier action of this transaction would have taken the id by now.
+      // An earlier action of this transaction would have taken the id by now: the engine
+      // would find it in use before looking at anything else of this action.
       if (ids.has(id)) return yield* new GenericError({ desc: `Job ID '${id}' already in use` })
       ids.add(id)
+      // The engine's checks and the driver's; the speed after them, where QEMU checks it.
+      yield* Effect.mapError(jobs.validate({ ...createOptions(action, undefined), speed: undefined }), fromJobError)
       const speed = action.data.speed
       if (speed !== undefined && speed < 0) {
         return yield* new GenericError({ desc: "Parameter 'speed' expects a non-negative value" })
@@ -84,15 +92,19 @@ const validateAll = (jobs: JobsService, actions: ReadonlyArray<Action>) =>
     }
   })
 
-/** Removes jobs that were created but never started (they end CONCLUDED, then NULL). */
+/**
+ * Tears down jobs that were created but never started, newest first (QEMU
+ * aborts a transaction's actions in reverse): each is cancelled, waited for
+ * and dismissed (CONCLUDED, then NULL) before the next. In a grouped
+ * transaction the first cancel aborts every member; the others are then
+ * waited for and dismissed in the same order.
+ */
 const discard = (jobs: JobsService, created: ReadonlyArray<Job>) =>
   Effect.gen(function*() {
-    for (const job of created) {
+    for (const job of [...created].reverse()) {
       if (job.status !== "concluded" && job.status !== "null") {
         yield* Effect.ignore(jobs.cancel(job, { force: true }))
       }
-    }
-    for (const job of created) {
       yield* Effect.ignore(jobs.awaitOutcome(job))
       if (job.status === "concluded") yield* Effect.ignore(jobs.dismiss(job))
     }
@@ -108,6 +120,7 @@ export const startActions = (
     yield* validateAll(jobs, actions)
     const txn = grouped ? yield* JobTxn.make : undefined
     const created: Array<Job> = []
+    // The teardown completes before the error is returned: its events precede the reply.
     const undo = (error: { readonly message: string }) => Effect.andThen(discard(jobs, created), Effect.fail(fromJobError(error)))
     for (const action of actions) {
       const job = yield* Effect.catch(jobs.create(createOptions(action, txn)), undo)
