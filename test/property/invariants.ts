@@ -227,10 +227,10 @@ const afterCommitErrors = (jr: JobRun): ReadonlySet<string> => new Set(messagesO
  * - `txn.members` lists the members in creation order;
  * - `JobTxn.awaitOutcome` (called before and after) agrees with the callbacks:
  *   Committed ⇔ every member got `commit`, Aborted ⇔ every member got `abort`;
- * - `prepare`s run in creation order and stop at the first that fails;
+ * - `prepare`s run newest member first (QEMU's order) and stop at the first that fails;
  * - committed: every member got `prepare` once, went WAITING → PENDING (all
  *   together, after every member was WAITING) → CONCLUDED, got `commit` and `clean`
- *   in creation order, one member after the other, and has no error but one from
+ *   newest member first, one member after the other, and has no error but one from
  *   its own `commit`/`clean`/`free`;
  * - aborted: every member went ABORTING → CONCLUDED; the outcome's error is the
  *   own error of a member that keeps it, or `Operation canceled` after a hard cancel;
@@ -260,8 +260,8 @@ export const checkTxnOutcome = (run: RunRecord): Array<string> => {
   const showCalls = (names: ReadonlyArray<CallbackName>) =>
     memberCalls.filter((c) => names.includes(c.callback)).map((c) => `${c.job}.${c.callback}`).join(" ")
   const prepares = memberCalls.filter((c) => c.callback === "prepare").map((c) => rank.get(c.job)!)
-  if (prepares.some((r, i) => i > 0 && r <= prepares[i - 1]!)) {
-    out.push(`prepares not in creation order: ${showCalls(["prepare"])}`)
+  if (prepares.some((r, i) => i > 0 && r >= prepares[i - 1]!)) {
+    out.push(`prepares not newest member first: ${showCalls(["prepare"])}`)
   }
   const failedPrepare = prepares.findIndex((r) => ownErrors(members[r]!).has("test job: prepare failed") ||
     ownErrors(members[r]!).has("test job: prepare died"))
@@ -291,9 +291,9 @@ export const checkTxnOutcome = (run: RunRecord): Array<string> => {
       }
     })
     const finalizing = memberCalls.filter((c) => c.callback === "commit" || c.callback === "clean")
-    const inOrder = members.flatMap((jr) => [`${jr.id}.commit`, `${jr.id}.clean`])
+    const inOrder = members.slice().reverse().flatMap((jr) => [`${jr.id}.commit`, `${jr.id}.clean`])
     if (finalizing.map((c) => `${c.job}.${c.callback}`).join(" ") !== inOrder.join(" ")) {
-      out.push(`commits not member after member in creation order: ${showCalls(["commit", "clean"])}`)
+      out.push(`commits not member after member, newest first: ${showCalls(["commit", "clean"])}`)
     }
     // All members move to PENDING together, once every member is WAITING.
     const memberIds = new Set(ids)

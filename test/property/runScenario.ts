@@ -12,17 +12,25 @@
  * `schedulerYields` they are on instead, every that many operations, so fibers
  * interleave as they do in production; verb results are then only traced, as
  * the state a verb meets may have moved since it was read.
+ *
+ * An `Interrupt` step's call yields every few operations in either mode (so
+ * that its caller can be interrupted in the middle of the call's work; the
+ * fibers it forks keep the run's scheduling): its result is only traced, and
+ * the run goes on from whatever the call left.
  */
 import { Cause, Context, Data, Effect, Exit, Fiber, Layer, Logger, Option, Scheduler, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { Job } from "../../src/Job.ts"
+import type { TxnEmpty } from "../../src/JobError.ts"
 import type { JobEvent } from "../../src/JobEvent.ts"
 import * as JobStatus from "../../src/JobStatus.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
 import * as JobVerb from "../../src/JobVerb.ts"
 import { type JobRef, Jobs } from "../../src/Jobs.ts"
 import * as Testing from "../../src/testing.ts"
+import { interruptAfter, yieldingCaller } from "../helpers/interrupt.ts"
 import {
+  type CallerCall,
   type Ending,
   jobId,
   type JobSpec,
@@ -140,6 +148,25 @@ const isHardCancel = (spec: JobSpec, force: boolean, status: JobStatus.JobStatus
 const describeTarget = (target: Target, jobs: ReadonlyArray<JobRun>): string =>
   target._tag === "Unknown" ? `'${target.id}'` : `${jobs[target.index % jobs.length]!.id}(${target.via})`
 
+/** Operations per scheduler turn for a call whose caller an `Interrupt` step interrupts. */
+const interruptedOpsPerTurn = 4
+
+const describeCaller = (call: CallerCall): string => {
+  switch (call.verb) {
+    case "cancelSync":
+      return call.force ? "cancelSync(force)" : "cancelSync(soft)"
+    case "start":
+    case "completeSync":
+    case "finishSync":
+    case "awaitOutcome":
+      return call.verb
+    case "txnCancel":
+      return "JobTxn.cancel"
+    default:
+      return describeCall(call)
+  }
+}
+
 const describeCall = (call: VerbCall): string => {
   switch (call.verb) {
     case "cancel":
@@ -233,9 +260,8 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
       cancelled: false,
       leftovers: []
     }
-    const earlyWaiter = txn === undefined
-      ? undefined
-      : yield* Effect.forkChild(JobTxn.awaitOutcome(txn), { startImmediately: true })
+    // Forked as soon as the transaction has a member (an empty one has no outcome: TxnEmpty).
+    let earlyWaiter: Fiber.Fiber<JobTxn.TxnOutcome, TxnEmpty> | undefined = undefined
     const hasMembers = () => txn !== undefined && txn.members.length > 0
     const txnDone = () => txn !== undefined && txn.members.every((m) => m.status === "concluded" || m.status === "null")
     /** The transaction's outcome if it is known now (without waiting). */
@@ -273,6 +299,9 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
         if (defect !== undefined) violations.push(`create ${jr.id} died: ${defect}`)
         else if (result !== expected) violations.push(`create ${jr.id}: expected ${expected}, got ${result}`)
         if (Exit.isSuccess(exit)) jr.job = exit.value
+        if (txn !== undefined && earlyWaiter === undefined && txn.members.length > 0) {
+          earlyWaiter = yield* Effect.forkChild(JobTxn.awaitOutcome(txn), { startImmediately: true })
+        }
         sample(jr)
       }
       for (const jr of runs) {
@@ -296,6 +325,10 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
       // By id, a dismissed job is gone.
       return { jr, ref: jr.id, before: job.status === "null" ? undefined : snapshot(job) }
     }
+
+    /** What a verb is judged by: the job before the call, or after it if the call waited for a finalization. */
+    const judgedBy = (target: Target, before: Snapshot | undefined): Snapshot | undefined =>
+      before?.finalizing === true ? resolve(target).before : before
 
     const check = (label: string, expected: Result, exit: Exit.Exit<unknown, unknown>, before?: Snapshot) => {
       const { result, defect } = classify(exit)
@@ -328,6 +361,8 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
       }
       return counts
     }
+    /** Jobs whose `start` was interrupted before it ended: whether they started is read from the events at the end. */
+    const startUnsure = new Set<number>()
     /** Jobs a trap acted on since the last step ended (`all` after a trap's `JobTxn.cancel`). */
     let sprung: Set<number> | "all" = new Set()
     const checkStillParked = (
@@ -346,9 +381,10 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
         // A cancel reached it (its transaction aborting), and a failing callback ended it failed, not cancelled.
         if ((cancelsAfter.get(jr.id) ?? 0) > (cancelsBefore.get(jr.id) ?? 0)) return
         // `JobTxn.cancel` cancels every member (a failing `userResume` may end one failed, not cancelled).
-        const targeted = s._tag === "TxnCancel" ||
-          (s._tag === "Verb" && s.target._tag === "Job" && s.target.index % runs.length === index &&
-            (s.call.verb === "resume" || s.call.verb === "cancel"))
+        const targeted = s._tag === "TxnCancel" || (s._tag === "Interrupt" && s.call.verb === "txnCancel") ||
+          ((s._tag === "Verb" || s._tag === "Interrupt") && s.target._tag === "Job" &&
+            s.target.index % runs.length === index &&
+            (s.call.verb === "resume" || s.call.verb === "cancel" || s.call.verb === "cancelSync"))
         if (!targeted) violations.push(`${at}: ${jr.id} was parked (${was}, user-paused) but is ${jr.job.status} now`)
       })
     }
@@ -388,8 +424,8 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
           }
           case "Start": {
             const { before, jr, ref } = resolve(s.target)
-            const expected = expectedStart(before, jr?.started ?? false)
             const exit = yield* guarded(`${at} start`, jobs.start(ref))
+            const expected = expectedStart(judgedBy(s.target, before), jr?.started ?? false)
             if (Exit.isSuccess(exit) && jr !== undefined) jr.started = true
             check(`${at} start ${describeTarget(s.target, runs)}`, expected, exit, before)
             break
@@ -398,11 +434,48 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
             const decided = txnDecided()
             const { before, jr, ref } = resolve(s.target)
             const driver = jr?.driver ?? { completable: true, failing: new Set() }
-            const expected = expectedVerb(s.call, before, driver)
             const exit = yield* guarded(`${at} ${describeCall(s.call)}`, callVerb(s.call, ref))
+            const expected = expectedVerb(s.call, judgedBy(s.target, before), driver)
             check(`${at} ${describeCall(s.call)} ${describeTarget(s.target, runs)}`, expected, exit, before)
             if (s.call.verb === "cancel" && Exit.isSuccess(exit) && jr !== undefined && before !== undefined) {
               cancelled(jr, s.call.force, before.status, decided)
+            }
+            break
+          }
+          case "Interrupt": {
+            const { before, jr, ref } = resolve(s.target)
+            const called = `${describeCaller(s.call)} ${describeTarget(s.target, runs)}`
+            const label = `${at} ${called}, interrupted after ${s.turns}`
+            // Counted before it runs: a cancel may land even though its caller is interrupted.
+            const verb = s.call.verb
+            if (verb === "txnCancel" || ((verb === "cancel" || verb === "cancelSync") && jr?.spec.sharedTxn)) {
+              if (txnRun !== undefined) txnRun.cancelled = true
+            }
+            const call = yieldingCaller(callCaller(s.call, ref), interruptedOpsPerTurn)
+            const guardedExit = yield* guarded(
+              label,
+              Effect.flatMap(
+                interruptAfter(call, s.turns),
+                ({ endedFirst, fiber }) => Effect.map(Fiber.await(fiber), (exit) => ({ endedFirst, exit }))
+              )
+            )
+            if (Exit.isFailure(guardedExit)) {
+              violations.push(`${label}: ${Cause.pretty(guardedExit.cause)}`)
+              break
+            }
+            const { endedFirst, exit } = guardedExit.value
+            const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+            const { result, defect } = interrupted ? { result: "Interrupted", defect: undefined } : classify(exit)
+            // Not checked against the verb model: the call yields, so the job may move on under it.
+            trace.push(`${label} [${before?.status ?? "not found"}] -> ${result}   | ${statuses()}`)
+            if (defect !== undefined) violations.push(`${label} died: ${defect}`)
+            if (verb === "start" && jr !== undefined && !jr.started) {
+              if (endedFirst && Exit.isSuccess(exit)) jr.started = true
+              else if (!endedFirst && jr.job !== undefined) {
+                // It may have started: known for sure from the events once the run ends.
+                startUnsure.add(jr.index)
+                jr.started = jr.job.status !== "created"
+              }
             }
             break
           }
@@ -454,6 +527,25 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
         checkStillParked(s, at, parked, cancelsBefore)
         yield* checkList(at)
       })
+
+    const callCaller = (call: CallerCall, ref: JobRef): Effect.Effect<unknown, unknown> => {
+      switch (call.verb) {
+        case "start":
+          return jobs.start(ref)
+        case "cancelSync":
+          return jobs.cancelSync(ref, { force: call.force })
+        case "completeSync":
+          return jobs.completeSync(ref)
+        case "finishSync":
+          return jobs.finishSync(ref)
+        case "awaitOutcome":
+          return jobs.awaitOutcome(ref)
+        case "txnCancel":
+          return txn === undefined ? Effect.void : JobTxn.cancel(txn)
+        default:
+          return callVerb(call, ref)
+      }
+    }
 
     const callVerb = (call: VerbCall, ref: JobRef): Effect.Effect<void, unknown> => {
       switch (call.verb) {
@@ -672,6 +764,11 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
         sampleAll()
         trace.push(`end: scope closed   | ${statuses()}`)
         const collected = yield* guarded("the event stream ending", Fiber.join(collector))
+        // A job whose `start` was interrupted started if it ever was RUNNING.
+        for (const index of startUnsure) {
+          const jr = runs[index]!
+          jr.started = events.some((e) => e._tag === "StatusChange" && e.id === jr.id && e.status === "running")
+        }
         if (Exit.isFailure(collected)) violations.push(`event stream failed: ${Cause.pretty(collected.cause)}`)
         if (txn !== undefined && txnRun !== undefined) {
           txnRun.members = txn.members.map((m) => m.id)

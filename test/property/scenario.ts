@@ -1,9 +1,10 @@
 /**
  * Random scenarios for the property tests of the verbs: a few jobs of the test
  * driver with random parameters (including callbacks that fail or die), then a
- * random sequence of verbs, wake-ups, starts and clock moves, then an ending that
- * cancels everything. The steps, endings and pieces here are shared with the
- * property test of transactions (`txnScenario.ts`).
+ * random sequence of verbs (some of whose callers are interrupted part-way),
+ * wake-ups, starts and clock moves, then an ending that cancels everything. The
+ * steps, endings and pieces here are shared with the property test of
+ * transactions (`txnScenario.ts`).
  */
 import * as fc from "fast-check"
 import type { JobStatus } from "../../src/JobStatus.ts"
@@ -27,8 +28,25 @@ export type VerbCall =
   | { readonly verb: "setSpeed"; readonly speed: number }
   | { readonly verb: "change" }
 
+/** A call whose caller an `Interrupt` step gives up on: a verb, `start`, a wait, or `JobTxn.cancel`. */
+export type CallerCall =
+  | VerbCall
+  | { readonly verb: "start" }
+  | { readonly verb: "cancelSync"; readonly force: boolean }
+  | { readonly verb: "completeSync" }
+  | { readonly verb: "finishSync" }
+  | { readonly verb: "awaitOutcome" }
+  | { readonly verb: "txnCancel" }
+
 export type Step =
   | { readonly _tag: "Verb"; readonly call: VerbCall; readonly target: Target }
+  /**
+   * Makes `call` in a fiber of its own, with the scheduler yielding every few
+   * operations, and interrupts that fiber once it has had `turns` scheduler turns
+   * (as a client that times out or hangs up would): the engine must go on as if
+   * the call had been made in full or not at all.
+   */
+  | { readonly _tag: "Interrupt"; readonly call: CallerCall; readonly target: Target; readonly turns: number }
   | { readonly _tag: "Enter"; readonly target: Target }
   | { readonly _tag: "Start"; readonly target: Target }
   | { readonly _tag: "Adjust"; readonly millis: number }
@@ -187,8 +205,39 @@ export const yieldStep: fc.Arbitrary<Step> = fc.record({
   times: fc.integer({ min: 1, max: 3 })
 })
 
+/** What an `Interrupt` step may call: `verbs`, `start`, the waits; with `cancels`, `cancelSync` and `JobTxn.cancel`. */
+export const callerCall = (verbs: fc.Arbitrary<VerbCall>, cancels: boolean): fc.Arbitrary<CallerCall> =>
+  fc.oneof(
+    { weight: 6, arbitrary: verbs },
+    { weight: 1, arbitrary: fc.constant({ verb: "start" as const }) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        { verb: "completeSync" as const },
+        { verb: "finishSync" as const },
+        { verb: "awaitOutcome" as const }
+      )
+    },
+    {
+      weight: cancels ? 1 : 0,
+      arbitrary: fc.record({ verb: fc.constant("cancelSync" as const), force: fc.boolean() })
+    },
+    { weight: cancels ? 1 : 0, arbitrary: fc.constant({ verb: "txnCancel" as const }) }
+  )
+
+/** Mostly the first few turns, where a call is in the middle of its work. */
+export const turns: fc.Arbitrary<number> = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1, max: 4 }) },
+  { weight: 2, arbitrary: fc.integer({ min: 5, max: 12 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 13, max: 40 }) }
+)
+
+export const interruptStep = (calls: fc.Arbitrary<CallerCall>, target: fc.Arbitrary<Target>): fc.Arbitrary<Step> =>
+  fc.record({ _tag: fc.constant("Interrupt" as const), call: calls, target, turns })
+
 export const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ _tag: fc.constant("Verb" as const), call: verbCall, target }) },
+  { weight: 2, arbitrary: interruptStep(callerCall(verbCall, true), target) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Enter" as const), target }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Start" as const), target }) },
   { weight: 4, arbitrary: adjust },

@@ -4,7 +4,8 @@
  * `run` to end (succeed, fail, die, wait until cancelled, go READY and wait for
  * `complete`), random manual finalize and dismiss, some callbacks failing; then
  * random verbs (pause, resume, soft and force cancel, complete, finalize,
- * dismiss, setSpeed, enter, start, `JobTxn.cancel`) at random virtual times; then
+ * dismiss, setSpeed, enter, start, `JobTxn.cancel`, and the waits — some of
+ * whose callers are interrupted part-way) at random virtual times; then
  * everything is let finish (READY jobs completed, PENDING ones finalized) and what
  * cannot finish is cancelled, and the `Jobs` layer closes.
  *

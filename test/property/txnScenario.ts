@@ -1,8 +1,11 @@
 /**
  * Random scenarios for the property test of transactions: 1–20 jobs of the test
  * driver, all in one transaction, each with a random way for its `run` to end,
- * then random verbs (including `JobTxn.cancel`) at random virtual times, then an
- * ending that lets everything finish and cancels what cannot.
+ * then random verbs (including `JobTxn.cancel`; some with their callers
+ * interrupted part-way) at random virtual times, then an ending that lets
+ * everything finish and cancels what cannot. Interrupting a caller never counts
+ * as a failure or a cancel: a clean scenario with interrupted callers must still
+ * commit.
  *
  * Scenarios come in three moods:
  * - `clean`: nothing can fail or cancel the transaction, so it must commit (a soft
@@ -18,6 +21,8 @@ import type { CallbackName, TestParams } from "../../src/testing.ts"
 import {
   adjust,
   callbackList,
+  callerCall,
+  interruptStep,
   type SettleCancel,
   type JobSpec,
   type Scenario,
@@ -193,6 +198,8 @@ const step = (mood: Mood): fc.Arbitrary<Step> => {
   return fc.oneof(
     { weight: 3, arbitrary: trap(mood === "clean", target) },
     { weight: 10, arbitrary: fc.record({ _tag: fc.constant("Verb" as const), call: verbCall(mood), target }) },
+    // Callers interrupted part-way; cancels among them only where the mood has cancels.
+    { weight: 2, arbitrary: interruptStep(callerCall(verbCall(mood), mood === "mixed"), target) },
     { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Enter" as const), target }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Start" as const), target }) },
     { weight: mood === "mixed" ? 1 : 0, arbitrary: fc.constant({ _tag: "TxnCancel" as const }) },

@@ -3,10 +3,13 @@
  * verb (its status and pause/cancel flags, read from the `Job` object) and what
  * its driver does, the one result the verb must have. Checks are made in QEMU's
  * order: the lookup, then (for `resume` only) "was it paused", then the verb
- * table, then the verb's own checks, then the driver's callback.
+ * table, then the verb's own checks, then the driver's callback. A verb that
+ * names a member of a transaction being finalized waits for the end and is
+ * judged by what the job is then.
  */
 import type { Job } from "../../src/Job.ts"
 import type { JobStatus } from "../../src/JobStatus.ts"
+import * as JobStatusTable from "../../src/JobStatus.ts"
 import * as JobVerb from "../../src/JobVerb.ts"
 import type { CallbackName } from "../../src/testing.ts"
 import type { VerbCall } from "./scenario.ts"
@@ -30,13 +33,16 @@ export interface Snapshot {
   readonly userPaused: boolean
   readonly pauseCount: number
   readonly cancelRequested: boolean
+  /** Its transaction is being finalized (busy after `run` returned): a verb waits for the end. */
+  readonly finalizing: boolean
 }
 
 export const snapshot = (job: Job): Snapshot => ({
   status: job.status,
   userPaused: job.userPaused,
   pauseCount: job.pauseCount,
-  cancelRequested: job.cancelRequested
+  cancelRequested: job.cancelRequested,
+  finalizing: job.busy && JobStatusTable.isCompleted(job.status)
 })
 
 /** What the model needs to know about the job's driver. */

@@ -1,7 +1,8 @@
 /**
  * Property-based tests of the verbs: random jobs of the test driver (some with
- * callbacks that fail or die, some left unstarted for a while) get random verbs,
- * wake-ups, starts and clock moves, then everything is cancelled. Every run must
+ * callbacks that fail or die, some left unstarted for a while) get random verbs
+ * (some of whose callers are interrupted part-way), wake-ups, starts and clock
+ * moves, then everything is cancelled. Every run must
  * keep the transition table, accept or refuse each verb exactly as the verb
  * model says, give every job its lifecycle callbacks exactly once, publish
  * events that are the status history, and never die. Also checked: a job whose

@@ -114,7 +114,13 @@ export interface WireClient {
   readonly closed: Effect.Effect<void>
 }
 
-export const wireClient = (target: Qmp.Target): Effect.Effect<WireClient, Error, Scope.Scope> =>
+export const wireClient = (
+  target: Qmp.Target,
+  options: {
+    /** Ends each message with a newline (default); QEMU's own client library sends none. */
+    readonly newline?: boolean | undefined
+  } = {}
+): Effect.Effect<WireClient, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const socket = yield* Effect.acquireRelease(
       Effect.callback<net.Socket, Error>((resume) => {
@@ -172,7 +178,8 @@ export const wireClient = (target: Qmp.Target): Effect.Effect<WireClient, Error,
     const execute = (command: string, args?: Readonly<Record<string, unknown>>) =>
       Effect.suspend(() => {
         const id = `c${nextId++}`
-        socket.write(JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }) + "\n")
+        const message = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })
+        socket.write(options.newline === false ? message : message + "\n")
         return awaitMessage((m) => m.id === id && ("return" in m || "error" in m))
       })
     yield* execute("qmp_capabilities")
