@@ -127,7 +127,10 @@ export interface JobsService {
   readonly finishSync: (job: JobRef) => Effect.Effect<JobOutcome, JobNotFound>
   /** Waits until the job is in `status` (now or later); fails if it is dismissed first. */
   readonly awaitStatus: (job: JobRef, status: JobStatus) => Effect.Effect<void, JobNotFound | StatusNotReached>
-  /** Waits for the job's final outcome (CONCLUDED). */
+  /**
+   * Waits for the job's final outcome: CONCLUDED, or — for a job that dismisses
+   * itself — NULL, so that every event of the job has been published.
+   */
   readonly awaitOutcome: (job: JobRef) => Effect.Effect<JobOutcome, JobNotFound>
   /** Waits for CONCLUDED and fails unless the job succeeded. */
   readonly join: (job: JobRef) => Effect.Effect<void, JobNotFound | JobFailed | JobCancelled>
@@ -140,6 +143,14 @@ export interface JobsService {
   ) => Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope>
   /** The events, subscribing when the stream starts. */
   readonly events: Stream.Stream<JobEvent, EventsOverflow>
+  /**
+   * Waits until every subscriber has processed every event published so far:
+   * its reader has taken each one and come back for more. After `awaitOutcome`,
+   * it is what lets a program end without cutting off the tail of an event
+   * reader it forked (a subscription that ends counts as done; one that nobody
+   * reads holds the wait up).
+   */
+  readonly awaitDelivered: Effect.Effect<void>
 }
 
 /**

@@ -94,3 +94,35 @@ describe("events", () => {
       ])
     }))
 })
+
+describe("a forked event reader keeps the tail (awaitDelivered)", () => {
+  it.effect("after awaitOutcome + awaitDelivered, a reader that yields per event has printed every event", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs
+        yield* Effect.forkScoped(
+          Stream.runForEach(jobs.events, (e) =>
+            // A reader that takes a few turns per event, like one that writes to a terminal.
+            Effect.andThen(Effect.yieldNow, Effect.sync(() => void seen.push(e._tag === "StatusChange" ? e.status : e._tag)))),
+          { startImmediately: true }
+        )
+        const job = yield* jobs.run({ type: "test", id: "j", params: { iterations: 3, sleepMillis: 10 } })
+        yield* TestClock.adjust("10 millis")
+        yield* jobs.cancel(job, { force: true })
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Cancelled" })
+        assert.strictEqual(job.status, "null", "awaitOutcome of a job that dismisses itself returns once it is dismissed")
+        yield* jobs.awaitDelivered
+      }).pipe(Effect.provide(Testing.layer)))
+      assert.deepStrictEqual(seen, ["created", "running", "aborting", "Cancelled", "concluded", "null"])
+    }))
+
+  it.effect("a synchronous reader (the QMP server's kind) and a subscription that ends do not hold it up", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      yield* Effect.scoped(jobs.subscribe()) // subscribed, then its scope closed: gone
+      const job = yield* jobs.run({ type: "test", id: "j", params: { iterations: 0 } })
+      yield* jobs.awaitOutcome(job)
+      yield* jobs.awaitDelivered
+    }).pipe(Effect.provide(Testing.layer)))
+})

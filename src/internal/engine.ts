@@ -88,7 +88,8 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       awaitOutcome: (ref) => verbs.awaitOutcome(engine, ref),
       join: (ref) => verbs.join(engine, ref),
       subscribe,
-      events: Stream.unwrap(subscribe())
+      events: Stream.unwrap(subscribe()),
+      awaitDelivered: Effect.suspend(() => engine.hub.awaitDelivered())
     }
     return service
   })

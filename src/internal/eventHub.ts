@@ -8,6 +8,11 @@
  * must hand out, at a given moment, every event published so far (the QMP
  * server, before each reply) takes them synchronously instead of pulling the
  * stream.
+ *
+ * Every subscription counts the events it was given and those its reader has
+ * come back for more after (`processed`), so `awaitDelivered` can wait until
+ * each reader has dealt with everything published so far: the way to end a
+ * program without losing the tail of a forked event reader.
  * @internal
  */
 import { Cause, Effect, Exit, Queue, Stream } from "effect"
@@ -15,7 +20,25 @@ import type * as Scope from "effect/Scope"
 import { EventsOverflow } from "../JobError.ts"
 import type { JobEvent } from "../JobEvent.ts"
 
-type Subscriber = Queue.Queue<JobEvent, EventsOverflow | Cause.Done>
+/** One subscription: its buffer, and how far its reader has got. */
+class Subscriber {
+  readonly queue: Queue.Queue<JobEvent, EventsOverflow | Cause.Done>
+  /** Events offered to it. */
+  published = 0
+  /** Events its reader has taken. */
+  handedOut = 0
+  /** Events its reader has taken and come back for more after (or taken synchronously). */
+  processed = 0
+  constructor(queue: Queue.Queue<JobEvent, EventsOverflow | Cause.Done>) {
+    this.queue = queue
+  }
+}
+
+/** An `awaitDelivered` call: what each subscriber still has to process. */
+interface DeliveryWait {
+  readonly targets: Map<Subscriber, number>
+  readonly resume: () => void
+}
 
 /** What a synchronous read found: the events buffered, and whether the subscription ended after them. */
 export interface Drained {
@@ -35,19 +58,29 @@ export interface Drain {
   readonly available: Effect.Effect<void>
 }
 
-/** A `Drain` over a queue of events (a hub subscriber, or a stream's events put in a queue). */
-export const drainQueue = (queue: Queue.Dequeue<JobEvent, EventsOverflow | Cause.Done>): Drain => ({
+/**
+ * A `Drain` over a queue of events (a hub subscriber, or a stream's events put in a queue).
+ * `onTaken` hears how many events each read took.
+ */
+export const drainQueue = (
+  queue: Queue.Dequeue<JobEvent, EventsOverflow | Cause.Done>,
+  onTaken?: (count: number) => void
+): Drain => ({
   takeAll: () => {
     const events: Array<JobEvent> = []
+    const done = (drained: Drained): Drained => {
+      if (onTaken !== undefined) onTaken(events.length)
+      return drained
+    }
     while (true) {
       const taken = Queue.takeUnsafe(queue)
-      if (taken === undefined) return { events, end: undefined }
+      if (taken === undefined) return done({ events, end: undefined })
       if (Exit.isSuccess(taken)) {
         events.push(taken.value)
         continue
       }
       const error = Cause.findErrorOption(taken.cause)
-      return { events, end: error._tag === "Some" && error.value instanceof EventsOverflow ? error.value : "ended" }
+      return done({ events, end: error._tag === "Some" && error.value instanceof EventsOverflow ? error.value : "ended" })
     }
   },
   available: Effect.ignore(Queue.peek(queue))
@@ -61,6 +94,7 @@ export const drainOf = (events: Stream.Stream<JobEvent, EventsOverflow>): Drain 
 
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
+  private readonly deliveryWaits = new Set<DeliveryWait>()
 
   readonly defaultCapacity: number
   constructor(defaultCapacity: number) {
@@ -73,34 +107,102 @@ export class EventHub {
   }
 
   publish(event: JobEvent): void {
-    for (const queue of this.subscribers) {
-      if (!Queue.offerUnsafe(queue, event)) {
-        this.subscribers.delete(queue)
+    for (const subscriber of this.subscribers) {
+      const queue = subscriber.queue
+      if (Queue.offerUnsafe(queue, event)) subscriber.published++
+      else {
+        this.subscribers.delete(subscriber)
         Queue.failCauseUnsafe(queue, Cause.fail(new EventsOverflow({ capacity: queue.capacity })))
+        this.forget(subscriber)
       }
     }
   }
 
+  /**
+   * Waits until every current subscriber's reader has processed every event
+   * published before this call: taken it and come back for more (a stream
+   * reader), or taken it synchronously (`drainOf`). A subscription that ends
+   * (its scope closes, it overflows, the hub ends) counts as done. A
+   * subscription nobody reads holds the wait up.
+   */
+  awaitDelivered(): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      const targets = new Map<Subscriber, number>()
+      for (const subscriber of this.subscribers) {
+        if (subscriber.processed < subscriber.published) targets.set(subscriber, subscriber.published)
+      }
+      if (targets.size === 0) return resume(Effect.void)
+      const wait: DeliveryWait = { targets, resume: () => resume(Effect.void) }
+      this.deliveryWaits.add(wait)
+      return Effect.sync(() => {
+        this.deliveryWaits.delete(wait)
+      })
+    })
+  }
+
+  /** The reader of `subscriber` has got this far: settles the waits it was holding up. */
+  private progressed(subscriber: Subscriber): void {
+    for (const wait of this.deliveryWaits) {
+      const target = wait.targets.get(subscriber)
+      if (target === undefined || subscriber.processed < target) continue
+      wait.targets.delete(subscriber)
+      if (wait.targets.size === 0) {
+        this.deliveryWaits.delete(wait)
+        wait.resume()
+      }
+    }
+  }
+
+  /** `subscriber` is gone: no wait waits for it any more. */
+  private forget(subscriber: Subscriber): void {
+    subscriber.processed = Infinity
+    this.progressed(subscriber)
+  }
+
   subscribe(capacity = this.defaultCapacity): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope> {
     return Effect.acquireRelease(
-      Effect.tap(Queue.bounded<JobEvent, EventsOverflow | Cause.Done>(capacity), (queue) =>
+      Effect.map(Queue.bounded<JobEvent, EventsOverflow | Cause.Done>(capacity), (queue) => {
+        const subscriber = new Subscriber(queue)
+        this.subscribers.add(subscriber)
+        return subscriber
+      }),
+      (subscriber) =>
         Effect.sync(() => {
-          this.subscribers.add(queue)
-        })),
-      (queue) =>
-        Effect.sync(() => {
-          this.subscribers.delete(queue)
-        }).pipe(Effect.andThen(Queue.shutdown(queue)))
-    ).pipe(Effect.map((queue) => {
-      const stream = Stream.fromQueue(queue)
-      drains.set(stream, drainQueue(queue))
+          this.subscribers.delete(subscriber)
+          this.forget(subscriber)
+        }).pipe(Effect.andThen(Queue.shutdown(subscriber.queue)))
+    ).pipe(Effect.map((subscriber) => {
+      const { queue } = subscriber
+      // Each pull first records that the reader is done with what it took before.
+      const pull = Effect.suspend(() => {
+        if (subscriber.processed < subscriber.handedOut) {
+          subscriber.processed = subscriber.handedOut
+          this.progressed(subscriber)
+        }
+        return Effect.map(Queue.takeAll(queue), (events) => {
+          subscriber.handedOut += events.length
+          return events
+        })
+      })
+      const stream = Stream.fromPull(Effect.succeed(pull)) as Stream.Stream<JobEvent, EventsOverflow>
+      drains.set(
+        stream,
+        drainQueue(queue, (count) => {
+          subscriber.handedOut += count
+          subscriber.processed = subscriber.handedOut
+          this.progressed(subscriber)
+        })
+      )
       return stream
     }))
   }
 
   /** Ends every subscriber's stream (after its buffered events): the engine is closing. */
   end(): void {
-    for (const queue of this.subscribers) Queue.endUnsafe(queue)
+    for (const subscriber of this.subscribers) {
+      Queue.endUnsafe(subscriber.queue)
+      this.forget(subscriber)
+    }
     this.subscribers.clear()
   }
 }

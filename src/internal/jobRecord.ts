@@ -205,7 +205,8 @@ export class JobRecord implements Job {
       this.completedWaiters = undefined
       for (const resume of waiters) resume(Exit.void)
     }
-    if (to === "concluded" && this.concludedWaiters !== undefined) {
+    // A job that dismisses itself has its final word at NULL: its outcome waiters hear of it then.
+    if ((to === "null" || (to === "concluded" && !this.dismissesItself)) && this.concludedWaiters !== undefined) {
       const waiters = this.concludedWaiters
       this.concludedWaiters = undefined
       const outcome = Exit.succeed(this.outcome())
@@ -259,10 +260,21 @@ export class JobRecord implements Job {
     )
   }
 
-  /** Resolves with the job's final outcome once it is CONCLUDED. */
+  /** Dismissed right after it concludes: automatic dismiss, or it never started. */
+  get dismissesItself(): boolean {
+    return this.autoDismiss || !this.started
+  }
+
+  /**
+   * Resolves with the job's final outcome once it is CONCLUDED — for a job that
+   * dismisses itself, once it is NULL, so that its last event has been published.
+   */
   awaitConcluded(): Effect.Effect<JobOutcome> {
     return waitIn(
-      () => (this.status === "concluded" || this.status === "null" ? Exit.succeed(this.outcome()) : undefined),
+      () =>
+        this.status === "null" || (this.status === "concluded" && !this.dismissesItself)
+          ? Exit.succeed(this.outcome())
+          : undefined,
       () => (this.concludedWaiters ??= new Set()),
       (resume) => resume
     )
