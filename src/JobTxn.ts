@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schema, TxRef } from "effect"
+import { Effect, Schema } from "effect"
 import type { Job } from "./Job.ts"
 import { TxnEmpty } from "./JobError.ts"
 import { cancelJob } from "./internal/cancel.ts"
@@ -75,7 +75,7 @@ export const awaitOutcome = (txn: JobTxn): Effect.Effect<TxnOutcome, TxnEmpty> =
 export const cancel = (txn: JobTxn): Effect.Effect<void> =>
   Effect.gen(function*() {
     const state = txn as TxnState
-    const phase = yield* TxRef.get(state.phase)
+    const phase = state.currentPhase
     if (phase === "committing" || phase === "committed" || phase === "aborted") return
     const member = state.members.find((m) => m.status !== "concluded" && m.status !== "null")
     if (member === undefined) return

@@ -7,7 +7,8 @@
  *
  * A transaction takes two `Effect.tx` decisions besides one per member: whether
  * to finalize (taken with the last member's) and whether to commit (after the
- * prepares). Steps that apply to every member run newest member first, as
+ * prepares). A job's private transaction takes the same decisions as plain
+ * synchronous steps (`TxnState.decide`). Steps that apply to every member run newest member first, as
  * QEMU's do.
  *
  * Whoever takes a decision carries it out in the same uninterruptible region
@@ -19,7 +20,7 @@
  * report busy, and no driver gets a `cancel` call.
  * @internal
  */
-import { Effect, Exit, TxRef } from "effect"
+import { Effect, Exit } from "effect"
 import { markCancelled, requestCancel } from "./cancelRequest.ts"
 import { finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
@@ -28,16 +29,12 @@ import type { TxnPhase, TxnState } from "./txnState.ts"
 type MemberDecision = "wait" | "allPending" | "finalize" | "abort"
 
 const decideMemberCompleted = (txn: TxnState, failed: boolean): Effect.Effect<MemberDecision> =>
-  Effect.tx(Effect.flatMap(
-    TxRef.modify(txn.remaining, (n) => [n - 1, n - 1]),
-    (remaining) =>
-      TxRef.modify(txn.phase, (phase): [MemberDecision, TxnPhase] => {
-        if (failed) return phase === "running" || phase === "pending" ? ["abort", "aborting"] : ["wait", phase]
-        if (phase !== "running" || remaining > 0) return ["wait", phase]
-        // Nobody wants manual finalize: finalizing starts now, in the same decision.
-        return txn.manualFinalize === 0 ? ["finalize", "finalizing"] : ["allPending", "pending"]
-      })
-  ))
+  txn.memberDone((phase, remaining): [MemberDecision, TxnPhase] => {
+    if (failed) return phase === "running" || phase === "pending" ? ["abort", "aborting"] : ["wait", phase]
+    if (phase !== "running" || remaining > 0) return ["wait", phase]
+    // Nobody wants manual finalize: finalizing starts now, in the same decision.
+    return txn.manualFinalize === 0 ? ["finalize", "finalizing"] : ["allPending", "pending"]
+  })
 
 /**
  * A member's `run` has returned and its status is WAITING (success) or ABORTING.
@@ -83,12 +80,12 @@ const allPendingUnsafe = (txn: TxnState): void => {
  */
 export const cancelCompletedMember = (job: JobRecord): Effect.Effect<void> =>
   Effect.flatMap(
-    Effect.tx(TxRef.modify(job.txn.phase, (phase): ["abort" | "mark" | "ignore", TxnPhase] => {
+    job.txn.decide((phase): ["abort" | "mark" | "ignore", TxnPhase] => {
       if (phase === "running" || phase === "pending") return ["abort", "aborting"]
       // The finalizing fiber sees the phase after its current prepare and aborts.
       if (phase === "finalizing") return ["mark", "aborting"]
       return ["ignore", phase]
-    })),
+    }),
     (decision) => {
       if (decision === "ignore") return Effect.void
       // A failing `cancel` callback fails the job: its error, not `Operation canceled`.
@@ -139,10 +136,10 @@ export const abortTxn = (txn: TxnState, cause: JobRecord): Effect.Effect<void> =
  */
 export const finalizeTxn = (txn: TxnState): Effect.Effect<void> =>
   Effect.flatMap(
-    Effect.tx(TxRef.modify(txn.phase, (phase): ["go" | "wait" | "none", TxnPhase] => {
+    txn.decide((phase): ["go" | "wait" | "none", TxnPhase] => {
       if (phase === "pending") return ["go", "finalizing"]
       return [phase === "finalizing" || phase === "committing" ? "wait" : "none", phase]
-    })),
+    }),
     (start) =>
       start === "go"
         ? runFinalization(txn)
@@ -191,9 +188,9 @@ const commitOrAbort = (
   failing: JobRecord | undefined
 ): Effect.Effect<void> =>
   Effect.flatMap(
-    Effect.tx(TxRef.modify(txn.phase, (phase): [boolean, TxnPhase] =>
+    txn.decide((phase): [boolean, TxnPhase] =>
       failing === undefined && phase === "finalizing" ? [true, "committing"] : [false, "aborting"]
-    )),
+    ),
     (commit) => {
       if (commit) {
         return Effect.andThen(

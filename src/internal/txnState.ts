@@ -3,6 +3,11 @@
  * members not yet completed, the phase — live in `TxRef`s and are only changed
  * inside `Effect.tx`, so "the last member finished" and "the first failure"
  * are each decided exactly once, whatever finishes at the same moment.
+ *
+ * A job's private one-job transaction is all-or-nothing trivially: no other
+ * member can decide anything, and each of its decisions is one synchronous
+ * step. It keeps its phase in a plain field and decides without `Effect.tx`
+ * (`decide`), which is most of the cost of a short job.
  * @internal
  */
 import { Deferred, Effect, Exit, TxRef } from "effect"
@@ -21,6 +26,8 @@ export class TxnState {
   readonly members: Array<JobRecord> = []
   private remainingRef: TxRef.TxRef<number> | undefined = undefined
   private phaseRef: TxRef.TxRef<TxnPhase> | undefined = undefined
+  /** The phase of a private transaction (`explicit` false), which has no `TxRef`s. */
+  private soloPhase: TxnPhase = "running"
   private joined = 0
   /** Members created with manual finalize: while any exists, the transaction waits in PENDING. */
   manualFinalize = 0
@@ -56,7 +63,33 @@ export class TxnState {
 
   /** The phase, read without a transaction (a snapshot). */
   get currentPhase(): TxnPhase {
+    if (!this.explicit) return this.soloPhase
     return this.phaseRef === undefined ? "running" : this.phaseRef.value
+  }
+
+  /**
+   * Moves the phase by `f` and returns its answer, atomically: in `Effect.tx`
+   * for a shared transaction; in one synchronous step for a private one.
+   */
+  decide<A>(f: (phase: TxnPhase) => readonly [A, TxnPhase]): Effect.Effect<A> {
+    if (this.explicit) return Effect.tx(TxRef.modify(this.phase, f as (phase: TxnPhase) => [A, TxnPhase]))
+    return Effect.sync(() => {
+      const [answer, next] = f(this.soloPhase)
+      this.soloPhase = next
+      return answer
+    })
+  }
+
+  /**
+   * One member's `run` has returned: counts it off and moves the phase by `f`
+   * (given the members still running), atomically, as `decide` does.
+   */
+  memberDone<A>(f: (phase: TxnPhase, remaining: number) => readonly [A, TxnPhase]): Effect.Effect<A> {
+    if (!this.explicit) return this.decide((phase) => f(phase, 0))
+    return Effect.tx(Effect.flatMap(
+      TxRef.modify(this.remaining, (n) => [n - 1, n - 1]),
+      (remaining) => TxRef.modify(this.phase, (phase) => f(phase, remaining) as [A, TxnPhase])
+    ))
   }
 
   /**
@@ -74,8 +107,8 @@ export class TxnState {
   }
 
   /** The members, newest first: the order in which QEMU applies a transaction's steps. */
-  newestFirst(): Array<JobRecord> {
-    return this.members.slice().reverse()
+  newestFirst(): ReadonlyArray<JobRecord> {
+    return this.members.length <= 1 ? this.members : this.members.slice().reverse()
   }
 
   join(job: JobRecord): void {
@@ -104,9 +137,14 @@ export class TxnState {
    * waits for a terminal phase, and this saves a transaction per job.
    */
   settleUnsafe(outcome: TxnOutcome): void {
-    const phase = this.phase
-    phase.value = outcome._tag === "Committed" ? "committed" : "aborted"
-    phase.version++
+    const final = outcome._tag === "Committed" ? "committed" : "aborted"
+    if (this.explicit) {
+      const phase = this.phase
+      phase.value = final
+      phase.version++
+    } else {
+      this.soloPhase = final
+    }
     this.outcome = outcome
     if (this.settledWaiters !== undefined) Deferred.doneUnsafe(this.settledWaiters, Exit.succeed(outcome))
   }
