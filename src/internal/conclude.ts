@@ -20,7 +20,11 @@ export const settleOutcomeUnsafe = (job: JobRecord): boolean => {
   return true
 }
 
-/** NULL: the job leaves the engine (its id is free again), then the driver's `free`. */
+/**
+ * NULL: the job leaves the engine (its id is free again) and its `null` event is
+ * published, then the driver's `free` runs; whoever waits for the job hears of
+ * NULL once `free` has returned, as QEMU frees the job within the dismissal.
+ */
 export const dismiss = (job: JobRecord): Effect.Effect<void> =>
   Effect.suspend(() => {
     if (job.status === "null") return Effect.void
@@ -29,9 +33,12 @@ export const dismiss = (job: JobRecord): Effect.Effect<void> =>
     job.runReturned = true
     job.engine.jobs.delete(job)
     if (job.id !== undefined && job.engine.byId.get(job.id) === job) job.engine.byId.delete(job.id)
-    job.transition("null")
+    job.setStatusUnsafe("null")
+    // The outcome as it was decided: a failing `free` is kept as the job's error, not its outcome.
+    const outcome = job.outcome()
+    const notify = Effect.sync(() => job.notifyStatusUnsafe("null", outcome))
     const free = job.callbacks?.free
-    return free === undefined ? Effect.void : afterOutcome(job, "free", free)
+    return free === undefined ? notify : Effect.andThen(afterOutcome(job, "free", free), notify)
   })
 
 /** Finalizes one job whose outcome is known (precondition: `run` has returned, or it never started). */

@@ -198,7 +198,7 @@ export class JobRecord implements Job {
   }
 
   /** The second half of `transition`: wakes whoever waits for this status. */
-  notifyStatusUnsafe(to: JobStatus.JobStatus): void {
+  notifyStatusUnsafe(to: JobStatus.JobStatus, outcome?: JobOutcome): void {
     if (this.statusWaiters !== undefined) this.settleStatusWaiters(to)
     if (JobStatus.isCompleted(to) && this.completedWaiters !== undefined) {
       const waiters = this.completedWaiters
@@ -209,8 +209,8 @@ export class JobRecord implements Job {
     if ((to === "null" || (to === "concluded" && !this.dismissesItself)) && this.concludedWaiters !== undefined) {
       const waiters = this.concludedWaiters
       this.concludedWaiters = undefined
-      const outcome = Exit.succeed(this.outcome())
-      for (const resume of waiters) resume(outcome)
+      const exit = Exit.succeed(outcome ?? this.outcome())
+      for (const resume of waiters) resume(exit)
     }
   }
 
