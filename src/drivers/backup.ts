@@ -12,9 +12,13 @@
  *   beside the target, chunk by chunk: progress in bytes (total = source size),
  *   a pause point and the rate limit after every chunk. It fails if a read ends
  *   before the size the copy started with (`SourceTruncated`) or the source
- *   path comes to name another file (`SourceReplaced`).
- * - `prepare` fsyncs the copy and its directory; `commit` renames it onto the
- *   target (atomic) and fsyncs the directory — inside a commit journal when the
+ *   path comes to lead to another file (`SourceReplaced`). A source whose size
+ *   is reported as 0 (procfs files have content all the same) is read until a
+ *   read returns nothing, the progress total growing as it goes. The copy gets
+ *   the source's permission bits (less the umask), never more.
+ * - `prepare` fsyncs the copy and its directory and checks that the commit can
+ *   succeed; `commit` links it to the target (renames it over the target with
+ *   `overwrite`: atomic either way) and fsyncs the directory — inside a commit journal when the
  *   transaction has several file jobs; `abort` removes the copy; `clean` (and
  *   `free`) close the handles.
  *
@@ -34,6 +38,8 @@ import {
   type FileDriverOptions,
   FileJobParams,
   finalizationCallbacks,
+  minimumChunk,
+  narrowCopyToSource,
   startFileJob,
   sizeOf
 } from "./chunkCopy.ts"
@@ -59,11 +65,17 @@ export const makeDriver = (
 
         const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
           // The size of the file `make` opened: the copy is of that file, that long.
-          const size = sizeOf(yield* io("inspect", job.source, job.sourceFile.stat))
+          const source = yield* io("inspect", job.source, job.sourceFile.stat)
+          const size = sizeOf(source)
           yield* handle.setRemaining(size)
-          yield* createTemp(job)
-          const length = Math.max(1, Math.min(chunkSize, size))
-          yield* copyAll(job, handle, limiter, [new Uint8Array(length), new Uint8Array(length)], size, true)
+          yield* createTemp(job, source)
+          // Size 0: empty, or a size not reported (procfs). Read to end-of-file, in chunks sized for
+          // what such files hold (a few KiB) rather than for large files.
+          const toEnd = size === 0
+          const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
+          const buffers = [new Uint8Array(length), new Uint8Array(length)] as const
+          yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true)
+          yield* narrowCopyToSource(job)
           yield* checkSource(job)
         })
 

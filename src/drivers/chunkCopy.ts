@@ -6,18 +6,27 @@
  * a mirror, and the durable hand-over to the commit.
  * @internal
  */
-import { Clock, Duration, Effect, Exit, Fiber, FileSystem, Option, Path, Schema, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FileSystem, Option, Path, type PlatformError, Schema, Scope } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
 import * as RateLimit from "../RateLimit.ts"
-import { commitRename, prepared, recoverJournalsWith, removeStaleTempsWith, type Rename, withdraw } from "./commitJournal.ts"
+import {
+  type CommitError,
+  commitRename,
+  prepared,
+  recoverJournalsWith,
+  removeStaleTempsWith,
+  type Rename,
+  withdraw
+} from "./commitJournal.ts"
 import {
   type CommitJournalError,
-  type FileIoError,
+  FileIoError,
   type FileJobError,
   SameFile,
   SourceNotAFile,
   SourceNotFound,
   SourceReplaced,
+  SourceSizeUnknown,
   SourceTruncated,
   SourceUnreadable,
   TargetDirectoryNotFound,
@@ -99,17 +108,23 @@ export interface FileJob {
   readonly target: string
   readonly directory: string
   readonly targetName: string
-  /** Permission bits of the source, given to the copy. */
-  readonly mode: number
+  /** `overwrite`: the commit may replace what stands at the target (else it never does). */
+  readonly overwrite: boolean
   /** Closed by `release`: every handle the job opened. */
   readonly scope: Scope.Closeable
-  /** The source as opened (a sub-scope of `scope`, replaced when a mirror re-opens its source). */
-  sourceFile: FileSystem.File
-  sourceInfo: FileSystem.File.Info
-  sourceScope: Scope.Closeable
+  /**
+   * The source as `make` opened it, for the job's whole life: every read goes
+   * through this handle, never through the path again (see `sourcePathNow`).
+   */
+  readonly sourceFile: FileSystem.File
+  readonly sourceInfo: FileSystem.File.Info
+  /** What the source path itself named at `make` (`lstat`): the file, or the symbolic link it was named through. */
+  readonly sourceEntry: FileSystem.File.Info
   /** The temporary copy, once `run` created it. */
   rename: Rename | undefined
   tempFile: FileSystem.File | undefined
+  /** The copy's permission bits; only ever narrowed (see `narrowCopyMode`). */
+  copyMode: number
   released: boolean
 }
 
@@ -118,16 +133,57 @@ const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
 
 export const sizeOf = (info: FileSystem.File.Info): number => Number(info.size)
 
+/** Whether the source path still leads to the file opened (see `sourcePathNow`). */
+type SourcePathState = "same" | "replaced" | "missing"
+
+const infoOrNone = (
+  effect: Effect.Effect<FileSystem.File.Info, PlatformError.PlatformError>
+): Effect.Effect<Option.Option<FileSystem.File.Info>, PlatformError.PlatformError> =>
+  Effect.catch(Effect.map(effect, Option.some), (error) =>
+    isNotFound(error) ? Effect.succeed(Option.none()) : Effect.fail(error))
+
+/**
+ * Where the source path leads now, against `entry` (what the path itself named
+ * at `make`) and `opened` (the file `make` opened). The path is looked at with
+ * `lstat`: a symbolic link put in place of the file is another entry, whatever
+ * it points to. A source named through a symbolic link must still be that very
+ * link (a link never changes in place: re-pointing one replaces it) and still
+ * lead to the file opened (a link further along may have been replaced).
+ * Nothing is ever opened or read through the path here.
+ */
+const sourcePathNow = (
+  files: Files,
+  path: string,
+  entry: FileSystem.File.Info,
+  opened: FileSystem.File.Info
+): Effect.Effect<SourcePathState, PlatformError.PlatformError> =>
+  Effect.gen(function*() {
+    const now = yield* infoOrNone(files.fs.lstat(path))
+    if (Option.isNone(now)) return "missing"
+    if (!sameFile(now.value, entry)) return "replaced"
+    if (now.value.type !== "SymbolicLink") return sameFile(now.value, opened) ? "same" : "replaced"
+    const target = yield* infoOrNone(files.fs.stat(path))
+    if (Option.isNone(target)) return "missing"
+    return sameFile(target.value, opened) ? "same" : "replaced"
+  })
+
+/**
+ * Opens the source for the job's whole life and records its identity: the file
+ * opened (`fstat`) and what the path named (`lstat`), which must agree — the
+ * path may have been swapped between the open and the look.
+ */
 const openSource = (files: Files, scope: Scope.Scope, source: string) =>
   Effect.gen(function*() {
-    const sourceScope = yield* Scope.fork(scope, "sequential")
-    const unreadable = (error: Parameters<typeof describe>[0]) =>
+    const unreadable = (error: PlatformError.PlatformError) =>
       isNotFound(error) ? new SourceNotFound({ path: source }) : new SourceUnreadable({ path: source, detail: describe(error) })
-    const file = yield* Effect.mapError(Scope.provide(sourceScope)(files.fs.open(source, { flag: "r" })), unreadable)
+    const file = yield* Effect.mapError(Scope.provide(scope)(files.fs.open(source, { flag: "r" })), unreadable)
     // The identity of the file opened, not of whatever the path names a moment later.
     const info = yield* Effect.mapError(file.stat, unreadable)
     if (info.type !== "File") return yield* new SourceNotAFile({ path: source })
-    return { file, info, sourceScope }
+    const entry = yield* Effect.mapError(files.fs.lstat(source), unreadable)
+    const state = yield* Effect.mapError(sourcePathNow(files, source, entry, info), unreadable)
+    if (state !== "same") return yield* new SourceReplaced({ path: source })
+    return { file, info, entry }
   })
 
 /** Where a job's paths point, resolved against the working directory. */
@@ -218,13 +274,14 @@ export const checkParams = (params: FileJobParams): Effect.Effect<void, FileJobE
  * this process writes the target; interrupted commits in that directory are
  * finished and stale temporary copies of this target removed; the target is
  * not the source itself; an existing target is a regular file and `overwrite`
- * is set. The source stays open (pinned) until the job is released.
+ * is set. The source stays open (pinned) until the job is released; a path
+ * swapped while it was opened fails with `SourceReplaced`.
  */
 export const setUp = (
   files: Files,
   params: FileJobParams,
   label: string
-): Effect.Effect<FileJob, SourceNotFound | SourceNotAFile | SourceUnreadable | TargetDirectoryNotFound | TargetInUse | TargetExists | TargetNotAFile | SameFile | FileIoError | CommitJournalError> =>
+): Effect.Effect<FileJob, SourceNotFound | SourceNotAFile | SourceUnreadable | SourceReplaced | TargetDirectoryNotFound | TargetInUse | TargetExists | TargetNotAFile | SameFile | FileIoError | CommitJournalError> =>
   Effect.gen(function*() {
     const paths = resolvePaths(files, params)
     const { source, target, directory, targetName } = paths
@@ -254,13 +311,14 @@ export const setUp = (
           target,
           directory,
           targetName,
-          mode: opened.info.mode & 0o777,
+          overwrite: params.overwrite === true,
           scope,
           sourceFile: opened.file,
           sourceInfo: opened.info,
-          sourceScope: opened.sourceScope,
+          sourceEntry: opened.entry,
           rename: undefined,
           tempFile: undefined,
+          copyMode: 0,
           released: false
         }
         return job
@@ -279,34 +337,99 @@ export const release = (job: FileJob): Effect.Effect<void> =>
     return Scope.close(job.scope, Exit.void)
   })
 
-/** Creates the temporary copy beside the target (exclusively: a name is never reused). */
-export const createTemp = (job: FileJob): Effect.Effect<FileSystem.File, FileIoError> =>
+/**
+ * Creates the temporary copy beside the target (exclusively: a name is never
+ * reused) with the source's permission bits as `source` (its `fstat` now)
+ * gives them — less the umask — so that the copy never grants more than its
+ * source, and an existing target's wider mode is not kept: the commit renames
+ * this file, mode and all, onto it.
+ */
+export const createTemp = (job: FileJob, source: FileSystem.File.Info): Effect.Effect<FileSystem.File, FileIoError> =>
   Effect.gen(function*() {
     const temp = job.files.path.join(job.directory, tempName(job.targetName, freshToken()))
     liveTemps.add(temp)
-    const rename: Rename = { temp, target: job.target }
+    const rename: Rename = { temp, target: job.target, replace: job.overwrite }
     job.rename = rename
     const file = yield* io(
       "create",
       temp,
-      Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "wx+", mode: job.mode }))
+      Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "wx+", mode: source.mode & 0o777 }))
     )
     job.tempFile = file
+    job.copyMode = (yield* io("inspect", temp, file.stat)).mode & 0o777
     return file
   })
 
-/** Fails with `SourceReplaced` unless the source path still names the file the job opened. */
+/**
+ * Takes away from the copy every permission bit its source no longer has (a
+ * source made private while a mirror runs makes the copy private before more of
+ * its bytes are copied). Bits are never added, so the umask applied at creation
+ * stays applied. The file system offers no `fchmod`: the copy is changed by its
+ * name, after checking that the name still leads to the copy.
+ */
+export const narrowCopyMode = (job: FileJob, source: FileSystem.File.Info): Effect.Effect<void, FileIoError> =>
+  Effect.gen(function*() {
+    const allowed = job.copyMode & source.mode & 0o777
+    if (allowed === job.copyMode) return
+    const temp = job.rename!.temp
+    const [named, opened] = yield* io("inspect", temp, Effect.all([job.files.fs.lstat(temp), job.tempFile!.stat]))
+    if (!sameFile(named, opened)) {
+      return yield* new FileIoError({ operation: "chmod", path: temp, detail: "the temporary copy was replaced" })
+    }
+    yield* io("chmod", temp, job.files.fs.chmod(temp, allowed))
+    job.copyMode = allowed
+  })
+
+/** `narrowCopyMode` against the source's permission bits now. */
+export const narrowCopyToSource = (job: FileJob): Effect.Effect<void, FileIoError> =>
+  Effect.flatMap(io("inspect", job.source, job.sourceFile.stat), (info) => narrowCopyMode(job, info))
+
+/** Fails with `SourceReplaced` unless the source path still leads to the file the job opened (see `sourcePathNow`). */
 export const checkSource = (job: FileJob): Effect.Effect<void, SourceReplaced | FileIoError> =>
   Effect.flatMap(
-    Effect.catch(
-      Effect.map(job.files.fs.stat(job.source), Option.some),
-      (error) =>
-        isNotFound(error) ? Effect.succeed(Option.none<FileSystem.File.Info>()) : io("inspect", job.source, Effect.fail(error))
-    ),
-    (now) =>
-      Option.isSome(now) && sameFile(now.value, job.sourceInfo)
-        ? Effect.void
-        : Effect.fail(new SourceReplaced({ path: job.source }))
+    io("inspect", job.source, sourcePathNow(job.files, job.source, job.sourceEntry, job.sourceInfo)),
+    (state) => (state === "same" ? Effect.void : Effect.fail(new SourceReplaced({ path: job.source })))
+  )
+
+/**
+ * Whether a file whose size is reported as 0 has content all the same (procfs
+ * makes its files' content at each read): one byte is read to tell it from an
+ * empty file.
+ */
+const hasUnreportedContent = (
+  file: FileSystem.File,
+  info: FileSystem.File.Info
+): Effect.Effect<boolean, PlatformError.PlatformError> =>
+  sizeOf(info) > 0 ? Effect.succeed(false) : Effect.map(readAt(file, new Uint8Array(1), 0, 1), (got) => got > 0)
+
+/**
+ * A mirror's extra check, before the job exists: a source whose size is
+ * reported as 0 but that has content is refused (`SourceSizeUnknown`). The
+ * source is opened (and one byte read) only when its size is 0.
+ */
+export const checkSizeReported = (
+  params: FileJobParams
+): Effect.Effect<void, SourceNotFound | SourceUnreadable | SourceSizeUnknown, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
+    const source = resolvePaths(files, params).source
+    const unreadable = (error: PlatformError.PlatformError) =>
+      isNotFound(error) ? new SourceNotFound({ path: source }) : new SourceUnreadable({ path: source, detail: describe(error) })
+    const named = yield* Effect.mapError(files.fs.stat(source), unreadable)
+    if (sizeOf(named) > 0) return
+    const unreported = yield* Effect.mapError(
+      Effect.scoped(Effect.flatMap(files.fs.open(source, { flag: "r" }), (file) =>
+        Effect.flatMap(file.stat, (info) => hasUnreportedContent(file, info)))),
+      unreadable
+    )
+    if (unreported) return yield* new SourceSizeUnknown({ path: source })
+  })
+
+/** `checkSizeReported` again at `make`, on the file opened (the path may name another file by then). */
+export const refuseUnreportedSize = (job: FileJob): Effect.Effect<void, SourceSizeUnknown | FileIoError> =>
+  Effect.flatMap(
+    io("read", job.source, hasUnreportedContent(job.sourceFile, job.sourceInfo)),
+    (unreported) => (unreported ? Effect.fail(new SourceSizeUnknown({ path: job.source })) : Effect.void)
   )
 
 /**
@@ -318,15 +441,20 @@ export const checkSource = (job: FileJob): Effect.Effect<void, SourceReplaced | 
  * pause point (a background fsync may be).
  *
  * `strict` (backup): a read that ends before `size` fails with
- * `SourceTruncated`, and the source path must keep naming the file opened.
+ * `SourceTruncated`, and the source path must keep leading to the file opened.
  * Otherwise (mirror) the copy just stops at end-of-file. Returns the bytes copied.
+ *
+ * `size` undefined: the size is not known (procfs reports 0 for files that have
+ * content), and the copy goes on until a read returns nothing. The progress
+ * total then grows with what was read — the chunk read ahead included — and
+ * ends equal to the bytes copied.
  */
 export const copyAll = (
   job: FileJob,
   handle: JobHandle,
   limiter: RateLimit.RateLimiter,
   buffers: readonly [Uint8Array, Uint8Array],
-  size: number,
+  size: number | undefined,
   strict: boolean
 ): Effect.Effect<number, SourceTruncated | SourceReplaced | FileIoError> => {
   // Write-behind: an fsync of the copy every `flushInterval` bytes, in the background and one
@@ -343,18 +471,20 @@ export const copyAll = (
       speed === 0 ? chunk : Math.min(chunk, Math.max(minimumChunk, RateLimit.quota(speed))))
     const read = (buffer: Uint8Array, offset: number, length: number) =>
       length === 0 ? Effect.succeed(0) : io("read", job.source, readAt(job.sourceFile, buffer, offset, length))
+    const limit = size ?? Number.POSITIVE_INFINITY
     let current = buffers[0]
     let next = buffers[1]
     let offset = 0
     let unflushed = 0
-    let want = Math.min(yield* step, size)
+    let want = Math.min(yield* step, limit)
     let got = yield* read(current, 0, want)
-    while (offset < size) {
-      if (got < want && strict) {
+    if (size === undefined) yield* handle.increaseRemaining(got)
+    while (offset < limit) {
+      if (got < want && strict && size !== undefined) {
         return yield* new SourceTruncated({ path: job.source, offset: offset + got, expected: size })
       }
       const nextOffset = offset + got
-      const nextWant = got < want ? 0 : Math.min(yield* step, size - nextOffset)
+      const nextWant = got < want ? 0 : Math.min(yield* step, limit - nextOffset)
       const [, gotNext] = yield* Effect.all([
         got === 0
           ? Effect.void
@@ -369,6 +499,7 @@ export const copyAll = (
         flushing = yield* Effect.forkChild(io("fsync", tempPath, temp.sync), { startImmediately: true })
         unflushed = 0
       }
+      if (size === undefined) yield* handle.increaseRemaining(gotNext)
       yield* handle.update(got)
       yield* limiter.processed(got)
       if (got < want) break
@@ -390,19 +521,24 @@ const equalBytes = (a: Uint8Array, b: Uint8Array, length: number): boolean => {
   return true
 }
 
-/** The source's path now: its identity, size and modification time (for a mirror's change check). */
+/** The source now: its identity, size and modification time (for a mirror's change check). */
 export interface SourceSnapshot {
   readonly info: FileSystem.File.Info
   readonly takenAt: number
 }
 
-export const snapshotSource = (job: FileJob): Effect.Effect<SourceSnapshot, SourceNotFound | FileIoError> =>
+/**
+ * A mirror's look at its source before a round: the path must still lead to
+ * the file opened at `make` (`SourceNotFound` when it names nothing,
+ * `SourceReplaced` when it names anything else — a mirror never follows its
+ * path to another file); then the open file's `fstat`.
+ */
+export const snapshotSource = (job: FileJob): Effect.Effect<SourceSnapshot, SourceNotFound | SourceReplaced | FileIoError> =>
   Effect.gen(function*() {
-    const info = yield* Effect.catch(
-      job.files.fs.stat(job.source),
-      (error): Effect.Effect<never, SourceNotFound | FileIoError> =>
-        isNotFound(error) ? Effect.fail(new SourceNotFound({ path: job.source })) : io("inspect", job.source, Effect.fail(error))
-    )
+    const state = yield* io("inspect", job.source, sourcePathNow(job.files, job.source, job.sourceEntry, job.sourceInfo))
+    if (state === "missing") return yield* new SourceNotFound({ path: job.source })
+    if (state === "replaced") return yield* new SourceReplaced({ path: job.source })
+    const info = yield* io("inspect", job.source, job.sourceFile.stat)
     return { info, takenAt: yield* Clock.currentTimeMillis }
   })
 
@@ -424,33 +560,27 @@ export const mayHaveChanged = (before: SourceSnapshot, now: SourceSnapshot): boo
 }
 
 /**
- * One round of a mirror: the source (re-opened if its path now names another
- * file) is compared with the copy chunk by chunk; chunks that differ (or are
- * new) are copied — each announced with `increaseRemaining` and counted with
- * `update`, rate-limited and followed by a pause point — and a copy longer than
- * the source is cut to its size. Returns the bytes that differed.
+ * One round of a mirror, after `snapshotSource` found the path still leading
+ * to the file opened: that file (read through the handle opened at `make`) is
+ * compared with the copy chunk by chunk; chunks that differ (or are new) are
+ * copied — each announced with `increaseRemaining` and counted with `update`,
+ * rate-limited and followed by a pause point — and a copy longer than the
+ * source is cut to its size. First the copy loses any permission bit the
+ * source no longer has. Returns the bytes that differed.
  */
 export const syncRound = (
   job: FileJob,
   handle: JobHandle,
   limiter: RateLimit.RateLimiter,
   sourceBuffer: Uint8Array,
-  copyBuffer: Uint8Array,
-  snapshot: SourceSnapshot
-): Effect.Effect<number, SourceNotFound | SourceNotAFile | SourceUnreadable | FileIoError> =>
+  copyBuffer: Uint8Array
+): Effect.Effect<number, FileIoError> =>
   Effect.gen(function*() {
-    if (!sameFile(snapshot.info, job.sourceInfo)) {
-      // Replaced (e.g. saved by an editor through a rename): mirror the file the path names now.
-      const old = job.sourceScope
-      const opened = yield* openSource(job.files, job.scope, job.source)
-      job.sourceFile = opened.file
-      job.sourceInfo = opened.info
-      job.sourceScope = opened.sourceScope
-      yield* Scope.close(old, Exit.void)
-    }
     const temp = job.tempFile!
     const tempPath = job.rename!.temp
-    let size = sizeOf(yield* io("inspect", job.source, job.sourceFile.stat))
+    const source = yield* io("inspect", job.source, job.sourceFile.stat)
+    yield* narrowCopyMode(job, source)
+    let size = sizeOf(source)
     let changed = 0
     let offset = 0
     while (offset < size) {
@@ -478,17 +608,21 @@ export const syncRound = (
     return changed
   })
 
-/** `prepare`: the copy and its name are made durable, and its rename joins the transaction's commit. */
-export const prepareCommit = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError> =>
+/**
+ * `prepare`: the copy and its name are made durable, the commit is checked to
+ * be possible (a failure aborts the transaction before anything moves), and
+ * its rename joins the transaction's commit.
+ */
+export const prepareCommit = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError | TargetExists | TargetNotAFile> =>
   Effect.gen(function*() {
     const rename = job.rename!
     yield* io("fsync", rename.temp, job.tempFile!.sync)
     yield* syncDirectory(job.files, job.directory)
-    yield* prepared(handle.txn, rename)
+    yield* prepared(job.files, handle.txn, rename)
   })
 
-/** `commit`: the atomic rename onto the target (inside the transaction's journal when it has several). */
-export const commit = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError | CommitJournalError> =>
+/** `commit`: the copy put in place onto the target (inside the transaction's journal when it has several). */
+export const commit = (job: FileJob, handle: JobHandle): Effect.Effect<void, CommitError> =>
   Effect.suspend(() => job.rename === undefined ? Effect.void : commitRename(job.files, handle.txn, job.rename))
 
 /** `abort`: the temporary copy goes; the target was never touched. */

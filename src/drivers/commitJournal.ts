@@ -1,95 +1,120 @@
 /**
- * The commit of file jobs: atomic renames of complete, fsynced temporary
- * copies onto their targets, and the journal that makes the renames of one
+ * The commit of file jobs: complete, fsynced temporary copies put in place
+ * onto their targets, and the journal that makes the renames of one
  * transaction all-or-nothing even when the process dies between two of them.
  *
  * How one transaction commits (every member's `prepare` has already fsynced
- * its temporary copy and its directory, and registered its rename here):
+ * its temporary copy and its directory, checked that its commit can succeed,
+ * and registered its rename here):
  *
- * 1. With two renames or more, the first `commit` writes the journal: one copy
- *    in every directory that holds a target, each written under a `.tmp` name,
- *    fsynced and renamed into place; then those directories are fsynced. A
- *    lone rename needs no journal: a rename is atomic by itself.
- * 2. Each member's `commit` renames its temporary copy onto its target and
- *    fsyncs the target's directory.
- * 3. The last `commit` removes every copy of the journal.
+ * 1. The first `commit` checks every rename of the transaction again (the
+ *    target is not a directory, is absent unless it may be replaced, and its
+ *    directory is writable): if one fails, nothing moves and every member's
+ *    commit fails with that error.
+ * 2. With two renames or more, it then writes the journal (see
+ *    `journalFormat.ts`): an intent in every directory but one, then the
+ *    record in that one; each file under a `.tmp` name, fsynced, renamed into
+ *    place, its directory fsynced. The record is the commit point. A lone
+ *    rename needs no journal: it is atomic by itself.
+ * 3. Each member's `commit` puts its copy in place — a rename with
+ *    `overwrite`, otherwise a link (which never replaces anything) and the
+ *    removal of the copy's name — and fsyncs the directory.
+ * 4. The last `commit` removes the intents, then the record.
  *
- * Recovery (`recoverJournals`, run by every new file job for its target's
- * directory, and by a server at start for the directories it serves) finds
- * journals whose writer is gone and decides by one rule: if **every** copy the
- * journal lists exists, the commit was under way — finish it (rename every
- * temporary copy that is still there); otherwise the journal was still being
- * written (nothing was renamed yet) or already being removed (everything was
- * renamed) — just remove the copies. In both cases the targets end all-new or
- * all-old, never mixed.
+ * Recovery is in `journalRecovery.ts`.
  * @internal
  */
-import { Effect, FileSystem, Path, Schema } from "effect"
+import { Effect, FileSystem, Option, Path } from "effect"
 import type { JobTxn } from "../JobTxn.ts"
-import { CommitJournalError, type FileIoError } from "./errors.ts"
-import { exists, type Files, io, isNotFound, removeIfPresent, syncDirectory, syncDirectoryIfPresent } from "./fileOps.ts"
-import {
-  freshToken,
-  journalName,
-  liveJournals,
-  liveTemps,
-  parseJournalName,
-  parseTempName,
-  staleJournal,
-  staleTemp
-} from "./ownership.ts"
+import { type CommitJournalError, FileIoError, TargetExists, TargetNotAFile } from "./errors.ts"
+import { describe, type Files, io, lstatIfPresent, removeIfPresent, syncDirectory, syncDirectoryIfPresent } from "./fileOps.ts"
+import { encodeJournal, type Journal, type Rename } from "./journalFormat.ts"
+import { recoverJournalsWith, type RecoveryReport, removeStaleTempsWith } from "./journalRecovery.ts"
+import { freshToken, journalName, liveJournals, liveTemps } from "./ownership.ts"
 
-/** One rename of a commit: a temporary copy onto its target (absolute paths, same directory). */
-export interface Rename {
-  readonly temp: string
-  readonly target: string
+export type { Rename } from "./journalFormat.ts"
+export { recoverJournalsWith, type RecoveryReport, removeStaleTempsWith } from "./journalRecovery.ts"
+
+/** How a commit fails: a target that may not be replaced, a journal that cannot be written, an I/O error. */
+export type CommitError = FileIoError | CommitJournalError | TargetExists | TargetNotAFile
+
+/** The journal files of one transaction, once written. */
+interface WrittenJournal {
+  readonly token: string
+  readonly record: string
+  readonly intents: ReadonlyArray<string>
 }
-
-const JournalRename = Schema.Struct({ temp: Schema.String, target: Schema.String })
-
-/** The journal's content (JSON). */
-export const Journal = Schema.Struct({
-  format: Schema.Literal("effect-jobs commit journal"),
-  version: Schema.Literal(1),
-  /** The process that wrote it. */
-  pid: Schema.Number,
-  token: Schema.String,
-  /** Every rename of the transaction. */
-  renames: Schema.Array(JournalRename),
-  /** Every copy of this journal (one per directory holding a target). */
-  copies: Schema.Array(Schema.String)
-})
-export type Journal = typeof Journal.Type
-
-const JournalJson = Schema.fromJsonString(Journal)
-const encodeJournal = Schema.encodeSync(JournalJson)
-const decodeJournal = Schema.decodeUnknownEffect(JournalJson)
 
 /** What one transaction's file jobs have prepared, and how far their commit got. */
 interface TxnCommit {
   readonly renames: Array<Rename>
   /** Commits finished (successfully or not). */
   finished: number
-  /** The journal, once written. */
-  journal: Journal | undefined
-  /** Writing the journal failed: nothing is renamed, every member's commit fails with this. */
-  journalFailure: CommitJournalError | FileIoError | undefined
-  /** A rename failed: the journal is kept for recovery to retry. */
+  /**
+   * Decided by the first commit: go ahead (with the journal, if there is one),
+   * or refuse — a check or the journal failed, nothing is renamed, and every
+   * member's commit fails with this error.
+   */
+  decision:
+    | { readonly _tag: "Go"; readonly journal: WrittenJournal | undefined }
+    | { readonly _tag: "Refused"; readonly error: CommitError }
+    | undefined
+  /** A rename failed after the commit point: the journal is kept for recovery to retry. */
   renameFailed: boolean
 }
 
 const commits = new WeakMap<JobTxn, TxnCommit>()
 
-/** `prepare`: the temporary copy (and its directory entry) is durable; its rename joins the transaction's commit. */
-export const prepared = (txn: JobTxn, rename: Rename): Effect.Effect<void> =>
-  Effect.sync(() => {
-    let commit = commits.get(txn)
-    if (commit === undefined) {
-      commit = { renames: [], finished: 0, journal: undefined, journalFailure: undefined, renameFailed: false }
-      commits.set(txn, commit)
+const newCommit = (renames: Array<Rename>): TxnCommit => ({ renames, finished: 0, decision: undefined, renameFailed: false })
+
+/**
+ * Whether putting `rename` in place can succeed, as far as can be known
+ * beforehand: the copy is there; the target is absent, or a regular file or a
+ * symbolic link that may be replaced; its directory is writable. What can
+ * still fail after this is a change made in between (caught by the link for
+ * a target that appears) or an I/O error.
+ */
+export const checkRename = (files: Files, rename: Rename): Effect.Effect<void, FileIoError | TargetExists | TargetNotAFile> =>
+  Effect.gen(function*() {
+    const temp = yield* lstatIfPresent(files, rename.temp)
+    if (Option.isNone(temp) || temp.value.type !== "File") {
+      return yield* new FileIoError({ operation: "commit", path: rename.temp, detail: "the temporary copy is gone" })
     }
-    if (!commit.renames.includes(rename)) commit.renames.push(rename)
+    const target = yield* lstatIfPresent(files, rename.target)
+    if (Option.isSome(target)) {
+      if (target.value.type !== "File" && target.value.type !== "SymbolicLink") {
+        return yield* new TargetNotAFile({ path: rename.target })
+      }
+      if (!rename.replace) return yield* new TargetExists({ path: rename.target })
+    }
+    const directory = files.path.dirname(rename.target)
+    yield* Effect.mapError(
+      files.fs.access(directory, { writable: true }),
+      (error) => new FileIoError({ operation: "write in", path: directory, detail: describe(error) })
+    )
   })
+
+/**
+ * `prepare`: the temporary copy (and its directory entry) is durable; once its
+ * commit is checked to be possible, its rename joins the transaction's commit.
+ * A failure here aborts the whole transaction before anything is renamed.
+ */
+export const prepared = (
+  files: Files,
+  txn: JobTxn,
+  rename: Rename
+): Effect.Effect<void, FileIoError | TargetExists | TargetNotAFile> =>
+  Effect.andThen(
+    checkRename(files, rename),
+    Effect.sync(() => {
+      let commit = commits.get(txn)
+      if (commit === undefined) {
+        commit = newCommit([])
+        commits.set(txn, commit)
+      }
+      if (!commit.renames.includes(rename)) commit.renames.push(rename)
+    })
+  )
 
 /** `abort` after `prepare` (a later member's `prepare` failed): the rename leaves the commit. */
 export const withdraw = (txn: JobTxn, rename: Rename): Effect.Effect<void> =>
@@ -101,9 +126,6 @@ export const withdraw = (txn: JobTxn, rename: Rename): Effect.Effect<void> =>
     if (commit.renames.length === 0) commits.delete(txn)
   })
 
-const distinctDirectories = (files: Files, paths: ReadonlyArray<string>): Array<string> =>
-  Array.from(new Set(paths.map((p) => files.path.dirname(p))))
-
 /** Writes `text` under `path + ".tmp"`, fsyncs it and renames it to `path`. */
 const writeDurably = (files: Files, path: string, text: string): Effect.Effect<void, FileIoError> => {
   const partial = `${path}.tmp`
@@ -112,7 +134,7 @@ const writeDurably = (files: Files, path: string, text: string): Effect.Effect<v
       "write",
       partial,
       Effect.scoped(Effect.gen(function*() {
-        const file = yield* files.fs.open(partial, { flag: "wx" })
+        const file = yield* files.fs.open(partial, { flag: "wx", mode: 0o600 })
         yield* file.writeAll(new TextEncoder().encode(text))
         yield* file.sync
       }))
@@ -121,72 +143,120 @@ const writeDurably = (files: Files, path: string, text: string): Effect.Effect<v
   )
 }
 
-const writeJournal = (files: Files, renames: ReadonlyArray<Rename>): Effect.Effect<Journal, FileIoError> =>
+/**
+ * Writes the journal of `renames`: the intents (one per directory but the
+ * first), then the record in the first directory — the directory of the
+ * member that commits first.
+ */
+const writeJournal = (files: Files, renames: ReadonlyArray<Rename>): Effect.Effect<WrittenJournal, FileIoError> =>
   Effect.suspend(() => {
     const token = freshToken()
-    const directories = distinctDirectories(files, renames.map((r) => r.target))
-    const journal: Journal = {
-      format: "effect-jobs commit journal",
-      version: 1,
-      pid: process.pid,
-      token,
-      renames: renames.map((r) => ({ temp: r.temp, target: r.target })),
-      copies: directories.map((d) => files.path.join(d, journalName(token)))
+    const name = journalName(token)
+    const byDirectory = new Map<string, Array<Rename>>()
+    for (const rename of renames) {
+      const directory = files.path.dirname(rename.target)
+      byDirectory.set(directory, [...(byDirectory.get(directory) ?? []), rename])
     }
+    const [recordDirectory, ...intentDirectories] = Array.from(byDirectory.keys())
+    const record = files.path.join(recordDirectory!, name)
+    const intents = intentDirectories.map((directory) => files.path.join(directory, name))
+    const contentOf = (directory: string, role: Journal["role"]): string => {
+      const own = byDirectory.get(directory)!.map((r) => ({ temp: r.temp, target: r.target, replace: r.replace }))
+      const common = { format: "effect-jobs commit journal", version: 2, pid: process.pid, token, renames: own } as const
+      return encodeJournal(role === "record" ? { ...common, role, intents } : { ...common, role, record })
+    }
+    const written: WrittenJournal = { token, record, intents }
     liveJournals.add(token)
-    const text = encodeJournal(journal)
     const write = Effect.gen(function*() {
-      for (const copy of journal.copies) yield* writeDurably(files, copy, text)
-      for (const directory of directories) yield* syncDirectory(files, directory)
-      return journal
+      for (const directory of intentDirectories) {
+        yield* writeDurably(files, files.path.join(directory, name), contentOf(directory, "intent"))
+        yield* syncDirectory(files, directory)
+      }
+      yield* writeDurably(files, record, contentOf(recordDirectory!, "record"))
+      yield* syncDirectory(files, recordDirectory!)
+      return written
     })
-    // A journal that could not be written completely is removed: recovery would roll it back anyway.
+    // A journal that could not be written completely is removed, record first: without it,
+    // recovery drops the intents anyway.
     return Effect.tapError(write, () =>
       Effect.andThen(
-        Effect.forEach(journal.copies, (copy) =>
-          Effect.ignore(Effect.andThen(removeIfPresent(files, copy), removeIfPresent(files, `${copy}.tmp`)))),
+        Effect.forEach([record, ...intents], (file) =>
+          Effect.ignore(Effect.andThen(removeIfPresent(files, file), removeIfPresent(files, `${file}.tmp`)))),
         Effect.sync(() => liveJournals.delete(token))
       ))
   })
 
-const removeJournal = (files: Files, journal: Journal): Effect.Effect<void, FileIoError> =>
+/** Removes the intents, then the record (which an intent recovered later would need). */
+const removeJournal = (files: Files, journal: WrittenJournal): Effect.Effect<void, FileIoError> =>
   Effect.gen(function*() {
-    for (const copy of journal.copies) yield* removeIfPresent(files, copy)
-    for (const directory of distinctDirectories(files, journal.copies)) yield* syncDirectoryIfPresent(files, directory)
+    for (const intent of journal.intents) {
+      yield* removeIfPresent(files, intent)
+      yield* syncDirectoryIfPresent(files, files.path.dirname(intent))
+    }
+    yield* removeIfPresent(files, journal.record)
+    yield* syncDirectoryIfPresent(files, files.path.dirname(journal.record))
   })
 
 /**
- * `commit`: renames one prepared temporary copy onto its target, inside the
- * transaction's journal when it has several. Fails (leaving the target as it
- * was) if the journal cannot be written; then every other member's commit
- * fails the same way, so no target of the transaction changes.
+ * Puts one copy in place: an atomic rename when the target may be replaced;
+ * otherwise a link to the target's name, which fails if anything stands there
+ * (`TargetExists`), then the removal of the copy's own name.
  */
-export const commitRename = (
-  files: Files,
-  txn: JobTxn,
-  rename: Rename
-): Effect.Effect<void, FileIoError | CommitJournalError> =>
+const putInPlace = (files: Files, rename: Rename): Effect.Effect<void, FileIoError | TargetExists> => {
+  if (rename.replace) return io("rename", rename.temp, files.fs.rename(rename.temp, rename.target))
+  const link: Effect.Effect<void, FileIoError | TargetExists> = Effect.catch(
+    files.fs.link(rename.temp, rename.target),
+    (error) =>
+      Effect.fail(
+        error.reason._tag === "AlreadyExists"
+          ? new TargetExists({ path: rename.target })
+          : new FileIoError({ operation: "link", path: rename.temp, detail: describe(error) })
+      )
+  )
+  // Both steps or neither: between them the copy has two names.
+  return Effect.uninterruptible(Effect.andThen(link, io("remove", rename.temp, files.fs.remove(rename.temp))))
+}
+
+/**
+ * `commit`: puts one prepared temporary copy in place, inside the
+ * transaction's journal when it has several. Fails, leaving the target as it
+ * was, if the checks refuse or the journal cannot be written — then every
+ * other member's commit fails the same way, so no target of the transaction
+ * changes — or if a target that may not be replaced appeared since.
+ */
+export const commitRename = (files: Files, txn: JobTxn, rename: Rename): Effect.Effect<void, CommitError> =>
   Effect.gen(function*() {
     const registered = commits.get(txn)
-    const commit: TxnCommit = registered !== undefined && registered.renames.includes(rename)
-      ? registered
-      : { renames: [rename], finished: 0, journal: undefined, journalFailure: undefined, renameFailed: false }
-    if (commit.renames.length > 1 && commit.journal === undefined && commit.journalFailure === undefined) {
-      const written = yield* Effect.result(writeJournal(files, commit.renames))
-      if (written._tag === "Success") commit.journal = written.success
-      else commit.journalFailure = written.failure
-    }
-    const renameNow = Effect.gen(function*() {
-      if (commit.journalFailure !== undefined) {
-        yield* Effect.ignore(removeIfPresent(files, rename.temp))
-        return yield* Effect.fail(commit.journalFailure)
+    const commit = registered !== undefined && registered.renames.includes(rename) ? registered : newCommit([rename])
+    if (commit.decision === undefined) {
+      const checked = yield* Effect.result(Effect.forEach(commit.renames, (r) => checkRename(files, r), { discard: true }))
+      if (checked._tag === "Failure") {
+        commit.decision = { _tag: "Refused", error: checked.failure }
+      } else if (commit.renames.length > 1) {
+        const written = yield* Effect.result(writeJournal(files, commit.renames))
+        commit.decision = written._tag === "Success"
+          ? { _tag: "Go", journal: written.success }
+          : { _tag: "Refused", error: written.failure }
+      } else {
+        commit.decision = { _tag: "Go", journal: undefined }
       }
-      yield* io("rename", rename.temp, files.fs.rename(rename.temp, rename.target)).pipe(
-        Effect.tapError(() =>
+    }
+    const decision = commit.decision
+    const putNow = Effect.gen(function*() {
+      if (decision._tag === "Refused") {
+        yield* Effect.ignore(removeIfPresent(files, rename.temp))
+        return yield* Effect.fail(decision.error)
+      }
+      yield* putInPlace(files, rename).pipe(
+        Effect.tapError((error) =>
           Effect.suspend(() => {
+            // A target that appeared is someone else's file, and stays: this copy will never go
+            // in place, so it goes. After any other failure a journal's recovery retries.
+            if (error._tag === "TargetExists" || decision.journal === undefined) {
+              return Effect.ignore(removeIfPresent(files, rename.temp))
+            }
             commit.renameFailed = true
-            // Without a journal nobody will finish this rename: the temporary copy goes.
-            return commit.journal === undefined ? Effect.ignore(removeIfPresent(files, rename.temp)) : Effect.void
+            return Effect.void
           })
         )
       )
@@ -197,7 +267,7 @@ export const commitRename = (
       commit.finished++
       if (commit.finished < commit.renames.length) return Effect.void
       if (commits.get(txn) === commit) commits.delete(txn)
-      const journal = commit.journal
+      const journal = decision._tag === "Go" ? decision.journal : undefined
       if (journal === undefined) return Effect.void
       liveJournals.delete(journal.token)
       // After a failed rename the journal stays: recovery finishes the commit later. A journal
@@ -205,110 +275,9 @@ export const commitRename = (
       return commit.renameFailed ? Effect.void : Effect.catch(removeJournal(files, journal), (error) =>
         Effect.logWarning(`effect-jobs: cannot remove commit journal: ${error.message}`))
     })
-    const exit = yield* Effect.exit(renameNow)
+    const exit = yield* Effect.exit(putNow)
     yield* finish
     return yield* exit
-  })
-
-/**
- * What a recovery did: journals handled, targets put in place by finishing a
- * commit, and stale temporary copies removed.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RecoveryReport {
-  /** Journals of dead writers found and removed (after finishing or dropping their commit). */
-  readonly journals: ReadonlyArray<string>
-  /** Targets renamed into place by finishing an interrupted commit. */
-  readonly renamed: ReadonlyArray<string>
-  /** Stale temporary copies removed. */
-  readonly removedTemps: ReadonlyArray<string>
-}
-
-const journalError = (path: string, detail: string) => new CommitJournalError({ path, detail })
-
-/** Finishes or drops one journal of a dead writer. Returns the targets it renamed. */
-const recoverJournal = (
-  files: Files,
-  path: string
-): Effect.Effect<ReadonlyArray<string> | undefined, CommitJournalError | FileIoError> =>
-  Effect.gen(function*() {
-    const text = yield* Effect.catch(
-      Effect.map(files.fs.readFileString(path), (t): string | undefined => t),
-      (error) => isNotFound(error) ? Effect.succeed(undefined) : Effect.fail(journalError(path, error.message))
-    )
-    // Another recovery got there first.
-    if (text === undefined) return undefined
-    const journal = yield* Effect.mapError(
-      decodeJournal(text),
-      (error) => journalError(path, `not a valid commit journal: ${error.message}`)
-    )
-    let complete = true
-    for (const copy of journal.copies) {
-      if (!(yield* exists(files, copy))) complete = false
-    }
-    const renamed: Array<string> = []
-    if (complete) {
-      for (const rename of journal.renames) {
-        if (yield* exists(files, rename.temp)) {
-          yield* io("rename", rename.temp, files.fs.rename(rename.temp, rename.target))
-          renamed.push(rename.target)
-        }
-      }
-      for (const directory of distinctDirectories(files, journal.renames.map((r) => r.target))) {
-        yield* syncDirectory(files, directory)
-      }
-    }
-    yield* removeJournal(files, journal)
-    return renamed
-  })
-
-const listDirectory = (files: Files, directory: string) =>
-  io("list directory", directory, files.fs.readDirectory(directory))
-
-/** @internal */
-export const recoverJournalsWith = (
-  files: Files,
-  directory: string
-): Effect.Effect<{ readonly journals: Array<string>; readonly renamed: Array<string> }, CommitJournalError | FileIoError> =>
-  Effect.gen(function*() {
-    const journals: Array<string> = []
-    const renamed: Array<string> = []
-    for (const name of yield* listDirectory(files, directory)) {
-      const parsed = parseJournalName(name)
-      if (parsed === undefined || !staleJournal(parsed.pid, parsed.token)) continue
-      const path = files.path.join(directory, name)
-      if (parsed.partial) {
-        // Half-written: its writer never got as far as any rename.
-        yield* removeIfPresent(files, path)
-        continue
-      }
-      const done = yield* recoverJournal(files, path)
-      if (done === undefined) continue
-      journals.push(path)
-      renamed.push(...done)
-    }
-    return { journals, renamed }
-  })
-
-/** @internal Removes the stale temporary copies in `directory` (of one target's name, or of any). */
-export const removeStaleTempsWith = (
-  files: Files,
-  directory: string,
-  targetName?: string
-): Effect.Effect<Array<string>, FileIoError> =>
-  Effect.gen(function*() {
-    const removed: Array<string> = []
-    for (const name of yield* listDirectory(files, directory)) {
-      const parsed = parseTempName(name)
-      if (parsed === undefined || (targetName !== undefined && parsed.targetName !== targetName)) continue
-      const path = files.path.join(directory, name)
-      if (!staleTemp(parsed.pid, path)) continue
-      yield* removeIfPresent(files, path)
-      removed.push(path)
-    }
-    return removed
   })
 
 const withFiles = <A, E>(
@@ -320,17 +289,20 @@ const withFiles = <A, E>(
   })
 
 /**
- * Finishes (or drops) the commit journals in `directory` whose writer is gone:
- * the renames of an interrupted commit are completed when every copy of its
- * journal exists, and every copy is then removed. Journals of commits still
- * under way (in this process or another running one) are left alone.
+ * Finishes (or drops) the commit journals in `directory` whose writer is gone,
+ * acting only on journals that are this server's own files and only on
+ * entries of `directory` (see docs/drivers.md, "Security model"). A journal
+ * that fails the checks, or whose commit cannot be finished, is reported (a
+ * warning) and set aside, or left untouched when it is not this server's file;
+ * it never makes the recovery fail. Journals of commits still under way (in
+ * this process or another running one) are left alone.
  *
  * @since 0.1.0
  * @category recovery
  */
 export const recoverJournals = (
   directory: string
-): Effect.Effect<RecoveryReport, CommitJournalError | FileIoError, FileSystem.FileSystem | Path.Path> =>
+): Effect.Effect<RecoveryReport, FileIoError, FileSystem.FileSystem | Path.Path> =>
   withFiles((files) =>
     Effect.map(recoverJournalsWith(files, directory), (done) => ({ ...done, removedTemps: [] }))
   )
@@ -338,14 +310,15 @@ export const recoverJournals = (
 /**
  * What a server runs at start for each directory it writes files in:
  * `recoverJournals`, then removes the stale temporary copies (of dead
- * processes, or of no live job of this one).
+ * processes, or of no live job of this one) that belong to this process's
+ * user.
  *
  * @since 0.1.0
  * @category recovery
  */
 export const recoverDirectory = (
   directory: string
-): Effect.Effect<RecoveryReport, CommitJournalError | FileIoError, FileSystem.FileSystem | Path.Path> =>
+): Effect.Effect<RecoveryReport, FileIoError, FileSystem.FileSystem | Path.Path> =>
   withFiles((files) =>
     Effect.gen(function*() {
       const done = yield* recoverJournalsWith(files, directory)

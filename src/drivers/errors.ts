@@ -132,7 +132,9 @@ export class SourceTruncated extends Schema.TaggedError<SourceTruncated>()("Sour
 }
 
 /**
- * The source path now names another file (it was replaced or removed) while a backup copied it.
+ * The source path no longer leads to the file the job opened at `make` (it was
+ * replaced, by a rename or a symbolic link, or removed): a backup copying it or
+ * a mirror about to compare it stops rather than read another file.
  *
  * @since 0.1.0
  * @category errors
@@ -140,6 +142,22 @@ export class SourceTruncated extends Schema.TaggedError<SourceTruncated>()("Sour
 export class SourceReplaced extends Schema.TaggedError<SourceReplaced>()("SourceReplaced", { path: Schema.String }) {
   override get message() {
     return `Source file '${this.path}' was replaced or removed during the copy`
+  }
+}
+
+/**
+ * The source reports a size of 0 yet has content: a file whose content the
+ * system makes at each read (procfs). A backup reads such a file to its end; a
+ * mirror refuses it, since two reads never agree and no round could converge.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SourceSizeUnknown extends Schema.TaggedError<SourceSizeUnknown>()("SourceSizeUnknown", {
+  path: Schema.String
+}) {
+  override get message() {
+    return `Source file '${this.path}' reports a size of 0 but has content (a procfs-like file, whose content is made at each read): it cannot be mirrored; back it up instead`
   }
 }
 
@@ -191,5 +209,6 @@ export type FileJobError =
   | TargetInUse
   | SourceTruncated
   | SourceReplaced
+  | SourceSizeUnknown
   | FileIoError
   | CommitJournalError

@@ -3,7 +3,7 @@
  * with platform failures turned into `FileIoError`s that name the path.
  * @internal
  */
-import { Effect, type FileSystem, type Path, type PlatformError } from "effect"
+import { Effect, type FileSystem, Option, type Path, type PlatformError } from "effect"
 import { FileIoError } from "./errors.ts"
 
 /** The services every file step needs, obtained once by a driver's `make`. */
@@ -53,6 +53,23 @@ export const exists = (files: Files, path: string): Effect.Effect<boolean, FileI
     Effect.as(files.fs.lstat(path), true),
     (error) => isNotFound(error) ? Effect.succeed(false) : Effect.fail(new FileIoError({ operation: "inspect", path, detail: describe(error) }))
   )
+
+/** What `lstat` says of a path (not following a final symbolic link), or none if nothing is there. */
+export const lstatIfPresent = (
+  files: Files,
+  path: string
+): Effect.Effect<Option.Option<FileSystem.File.Info>, FileIoError> =>
+  Effect.catch(
+    Effect.map(files.fs.lstat(path), Option.some),
+    (error) =>
+      isNotFound(error)
+        ? Effect.succeed(Option.none())
+        : Effect.fail(new FileIoError({ operation: "inspect", path, detail: describe(error) }))
+  )
+
+/** Whether two `stat` results are of the same file (device and inode). */
+export const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
+  a.dev === b.dev && Option.isSome(a.ino) && Option.isSome(b.ino) && a.ino.value === b.ino.value
 
 /** Removes a file; a file that is already gone is fine. */
 export const removeIfPresent = (files: Files, path: string): Effect.Effect<void, FileIoError> =>

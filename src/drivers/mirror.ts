@@ -2,16 +2,22 @@
  * The `mirror` job type: keeps a copy of a changing source file in sync until
  * told to switch it into place.
  *
- * - `check` and `make`: the same checks and set-up as `backup`.
+ * - `check` and `make`: the same checks and set-up as `backup`, and one more:
+ *   a source whose size is reported as 0 but that has content (procfs, whose
+ *   files are made at each read and never read the same twice) is refused with
+ *   `SourceSizeUnknown` — no round could ever find it unchanged.
  * - `run` copies the source into a temporary file beside the target (progress
  *   in bytes), then moves to READY (event `Ready`) and keeps the copy in sync:
  *   every poll interval it looks at the source and, if it may have changed,
  *   runs a round that compares source and copy chunk by chunk and re-copies
  *   the chunks that differ (each announced with `increaseRemaining`, so the
- *   progress total grows), appends what is new and cuts what is gone. A source
- *   replaced by another file (an editor saving through a rename) is re-opened
- *   and mirrored; a source that disappears fails the job. Paused in READY, the
- *   job parks in STANDBY and does no syncing.
+ *   progress total grows), appends what is new and cuts what is gone. The
+ *   source is the file `make` opened, read through that handle: a path that
+ *   comes to lead elsewhere (a rename or a symbolic link put in its place)
+ *   fails the job with `SourceReplaced` at the next look, and one that names
+ *   nothing with `SourceNotFound`. The copy never has a permission bit the
+ *   source lacks. Paused in READY, the job parks in STANDBY and does no
+ *   syncing.
  * - `complete` (READY or STANDBY): final rounds until one finds no difference,
  *   then `run` returns and the copy is committed (renamed onto the target): the
  *   target equals the source as of completion.
@@ -30,13 +36,17 @@ import * as JobStatus from "../JobStatus.ts"
 import type { Jobs } from "../Jobs.ts"
 import {
   checkParams,
+  checkSizeReported,
   copyAll,
   createTemp,
   type FileDriverOptions,
   FileJobParams,
   finalizationCallbacks,
   mayHaveChanged,
+  narrowCopyToSource,
   pollIntervalOf,
+  refuseUnreportedSize,
+  release,
   startFileJob,
   sizeOf,
   snapshotSource,
@@ -57,17 +67,20 @@ export const makeDriver = (
   JobDriver.make({
     type: "mirror",
     params: FileJobParams,
-    check: checkParams,
+    check: (params) => Effect.andThen(checkParams(params), checkSizeReported(params)),
     make: (params, handle) =>
       Effect.gen(function*() {
         const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
+        // Again on the file opened: the path may have named another one at `check`.
+        yield* Effect.onError(refuseUnreportedSize(job), () => release(job))
         const pollInterval = pollIntervalOf(options)
         let completeRequested = false
 
-        const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
-          const size = sizeOf(yield* io("inspect", job.source, job.sourceFile.stat))
+        const mirror: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
+          const source = yield* io("inspect", job.source, job.sourceFile.stat)
+          const size = sizeOf(source)
           yield* handle.setRemaining(size)
-          yield* createTemp(job)
+          yield* createTemp(job, source)
           const sourceBuffer = new Uint8Array(chunkSize)
           const copyBuffer = new Uint8Array(chunkSize)
           let snapshot = yield* snapshotSource(job)
@@ -80,20 +93,23 @@ export const makeDriver = (
             if (yield* handle.cancelRequested) return // soft cancel: commit the last finished round
             yield* handle.sleep(pollInterval) // parks here (STANDBY) while paused
             if (completeRequested || (yield* handle.cancelRequested)) continue
+            // Every poll checks that the path still leads to the file opened, changed or not.
             const now = yield* snapshotSource(job)
             if (lastChanged > 0 || mayHaveChanged(snapshot, now)) {
               snapshot = now
-              lastChanged = yield* syncRound(job, handle, limiter, sourceBuffer, copyBuffer, now)
+              lastChanged = yield* syncRound(job, handle, limiter, sourceBuffer, copyBuffer)
             }
           }
 
           // Completed: rounds until one finds the copy equal to the source (a soft cancel stops after a round).
           while (true) {
-            const now = yield* snapshotSource(job)
-            const changed = yield* syncRound(job, handle, limiter, sourceBuffer, copyBuffer, now)
+            yield* snapshotSource(job)
+            const changed = yield* syncRound(job, handle, limiter, sourceBuffer, copyBuffer)
             if (changed === 0 || (yield* handle.cancelRequested)) return
           }
         })
+        // Whatever round came last, the committed copy has no permission bit the source lacks now.
+        const run = Effect.andThen(mirror, narrowCopyToSource(job))
 
         return {
           run,

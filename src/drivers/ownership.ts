@@ -6,7 +6,8 @@
  *   and lives in the target's directory (so the final rename never crosses file
  *   systems).
  * - A commit journal is named `.effect-jobs-<pid>-<token>.commit-journal` and
- *   has a copy in every directory that holds a target of its transaction.
+ *   has a file in every directory that holds a target of its transaction
+ *   (see `journalFormat.ts`).
  *
  * Both carry the id of the process that wrote them. A file is *live* while its
  * process runs and — for this process — while a job or a commit of this process
@@ -15,8 +16,13 @@
  * killed, or by a commit that failed. Limits: a process id reused by an
  * unrelated process keeps a stale file alive until that process ends, and a
  * process on another machine sharing the directory is not recognised.
+ *
+ * A name is only a claim: anyone who may write in a directory can create a
+ * file with such a name. Before acting on a stale file, recovery checks that
+ * it is really one of this server's (`notOurs`).
  * @internal
  */
+import { type FileSystem, Option } from "effect"
 
 /** Temporary copies in use by jobs of this process (absolute paths). */
 export const liveTemps = new Set<string>()
@@ -40,6 +46,15 @@ const journalPattern = /^\.effect-jobs-(\d+)-([0-9a-z]+)\.commit-journal(\.tmp)?
 
 export const tempName = (targetName: string, token: string): string =>
   `.${targetName}.effect-jobs-${process.pid}-${token}.tmp`
+
+const tokenPattern = /^[0-9a-z]+$/
+
+/** Whether `name` is the name a process `pid` gives a temporary copy of `targetName` (any token). */
+export const isTempNameOf = (name: string, targetName: string, pid: number): boolean => {
+  const prefix = `.${targetName}.effect-jobs-${pid}-`
+  if (!name.startsWith(prefix) || !name.endsWith(".tmp")) return false
+  return tokenPattern.test(name.slice(prefix.length, -".tmp".length))
+}
 
 export const journalName = (token: string): string => `.effect-jobs-${process.pid}-${token}.commit-journal`
 
@@ -75,3 +90,36 @@ export const staleTemp = (pid: number, path: string): boolean =>
 /** A commit journal nobody is carrying out any more. */
 export const staleJournal = (pid: number, token: string): boolean =>
   pid === process.pid ? !liveJournals.has(token) : !processAlive(pid)
+
+/** The user this process runs as (`undefined` where there are no user ids). */
+export const ownUid = (): number | undefined => process.getuid?.()
+
+/**
+ * Why a file found by `lstat` is not one this server may act on as its own
+ * commit journal, or `undefined` if it may: it must be a regular file (not a
+ * symbolic link), owned by this process's user, writable by nobody else, with
+ * no other name (a hard link would let another directory's journal appear
+ * here).
+ */
+export const notOurs = (info: FileSystem.File.Info): string | undefined => {
+  const owner = notOwned(info)
+  if (owner !== undefined) return owner
+  if ((info.mode & 0o022) !== 0) return `is writable by group or others (mode ${(info.mode & 0o777).toString(8)})`
+  if (Option.getOrElse(info.nlink, () => 1n) !== 1n) return "has more than one name (hard links)"
+  return undefined
+}
+
+/**
+ * The weaker test for a temporary copy (whose permission bits are the
+ * source's, and which has two names between the link and the unlink of a
+ * no-replace commit): a regular file owned by this process's user.
+ */
+export const notOwned = (info: FileSystem.File.Info): string | undefined => {
+  if (info.type === "SymbolicLink") return "is a symbolic link"
+  if (info.type !== "File") return "is not a regular file"
+  const uid = ownUid()
+  if (uid === undefined) return undefined
+  const owner = Option.getOrUndefined(info.uid)
+  if (owner !== uid) return `is owned by uid ${owner ?? "unknown"}, not by this process's (${uid})`
+  return undefined
+}

@@ -192,6 +192,7 @@ export const syncFs = (logWrites?: RegExp): { readonly layer: Layer.Layer<FileSy
         (fd) => makeFile(fd, record(path))
       ),
     rename: (from, to) => attempt("rename", from, () => fs.renameSync(from, to)),
+    link: (from, to) => attempt("link", from, () => fs.linkSync(from, to)),
     remove: (path, options) => attempt("remove", path, () => fs.rmSync(path, { force: options?.force ?? false, recursive: options?.recursive ?? false })),
     readDirectory: (path) => attempt("readDirectory", path, () => fs.readdirSync(path)),
     readFileString: (path) => attempt("readFile", path, () => fs.readFileSync(path, "utf8")),

@@ -92,4 +92,40 @@ describe("a backup process killed with SIGKILL", () => {
       assert.strictEqual(hashOf(join(dir, "dst1")), hashBytes(data[0]!))
       assert.strictEqual(hashOf(join(dir, "dst2")), hashBytes(data[1]!))
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+
+  it.live("between the link of a target and the removal of its copy's name: recovery removes that name and finishes the commit", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const data = [bytes(300_000, 1), bytes(200_000, 2)]
+      writeFile(join(dir, "src1"), data[0]!)
+      writeFile(join(dir, "src2"), data[1]!)
+      const { line, process } = yield* spawnUntilLine([
+        "link",
+        join(dir, "src1"),
+        join(dir, "dst1"),
+        join(dir, "src2"),
+        join(dir, "dst2")
+      ])
+      assert.strictEqual(line, `linked ${join(dir, "dst2")}`)
+      assert.strictEqual(yield* kill(process), "SIGKILL")
+
+      // dst2 and its copy are one file with two names; dst1's copy waits; the journal is there.
+      const left = temps(dir)
+      assert.strictEqual(left.length, 2)
+      const dst2Copy = left.find((name) => name.startsWith(".dst2."))!
+      assert.strictEqual(fs.statSync(join(dir, "dst2")).ino, fs.statSync(join(dir, dst2Copy)).ino)
+      assert.isFalse(fs.existsSync(join(dir, "dst1")))
+      assert.strictEqual(journals(dir).length, 1)
+
+      // The existing dst2 is the commit's own, not a conflict: recovery only removes the copy's name.
+      const jobs = yield* Jobs
+      const error = yield* Effect.flip(
+        jobs.create({ type: "backup", id: "again", params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
+      )
+      assert.strictEqual(error.message, `Target '${join(dir, "dst1")}' already exists (pass overwrite: true to replace it)`)
+      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
+      assert.strictEqual(hashOf(join(dir, "dst1")), hashBytes(data[0]!))
+      assert.strictEqual(hashOf(join(dir, "dst2")), hashBytes(data[1]!))
+      assert.strictEqual(fs.statSync(join(dir, "dst2")).nlink, 1)
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 })

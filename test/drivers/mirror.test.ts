@@ -81,19 +81,24 @@ describe("mirror on Node's file system", () => {
       assert.strictEqual(hashOf(join(dir, "dst")), hashOf(source))
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
-  it.effect("a source replaced by another file is re-opened and mirrored", () =>
+  it.effect("a source replaced by another file (a rename onto its path) fails the mirror; the target is untouched", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs
       const dir = yield* tempDir
       const source = join(dir, "src")
       writeFile(source, bytes(3 * chunk, 1))
-      const job = yield* jobs.run({ type: "mirror", id: "m", params: mirrorParams(dir) })
+      writeFile(join(dir, "dst"), Buffer.from("old target"))
+      const job = yield* jobs.run({ type: "mirror", id: "m", params: mirrorParams(dir, { overwrite: true }) })
       yield* jobs.awaitStatus(job, "ready")
       writeFile(join(dir, "new"), bytes(2 * chunk, 2))
       fs.renameSync(join(dir, "new"), source)
       yield* jobs.complete(job)
-      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
-      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(bytes(2 * chunk, 2)))
+      assert.deepStrictEqual(yield* jobs.awaitOutcome(job), {
+        _tag: "Failed",
+        error: `Source file '${source}' was replaced or removed during the copy`
+      })
+      assert.strictEqual(fs.readFileSync(join(dir, "dst"), "utf8"), "old target")
+      assert.deepStrictEqual(entries(dir), ["dst", "src"])
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
   it.effect("soft cancel in READY: COMPLETED, and the target is the copy as of the last finished round", () =>

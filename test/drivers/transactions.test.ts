@@ -7,7 +7,7 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Path, PlatformError } from "effect"
 import * as fs from "node:fs"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { recoverDirectory, recoverJournals } from "../../src/drivers/commitJournal.ts"
 import { Jobs } from "../../src/Jobs.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
@@ -126,27 +126,44 @@ describe("a transaction of backups: all targets or none", () => {
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 })
 
-/** Node's file system, recording the destination of every rename. */
+const isTemp = (path: string) => /\.effect-jobs-\d+-[0-9a-z]+\.tmp$/.test(path)
+
+const failure = (method: string, path: string) =>
+  PlatformError.systemError({ _tag: "Unknown", module: "FileSystem", method, pathOrDescriptor: path })
+
+/**
+ * Node's file system, running `before(target)` before each step that puts a
+ * temporary copy in place: a rename (`overwrite`) or a link (no replace). A
+ * failure of `before` is that step's failure.
+ */
+const puttingInPlace = (before: (target: string) => Effect.Effect<void, PlatformError.PlatformError>) =>
+  nodeFsWith((fs) => ({
+    rename: (from, to) => (isTemp(from) ? Effect.andThen(before(to), fs.rename(from, to)) : fs.rename(from, to)),
+    link: (from, to) => (isTemp(from) ? Effect.andThen(before(to), fs.link(from, to)) : fs.link(from, to))
+  }))
+
+/** Node's file system, recording the destination of every rename and link. */
 const recordingRenames = (seen: Array<string>) =>
-  nodeFsWith((fs) => ({ rename: (from, to) => Effect.andThen(Effect.sync(() => seen.push(to)), fs.rename(from, to)) }))
+  nodeFsWith((fs) => ({
+    rename: (from, to) => Effect.andThen(Effect.sync(() => seen.push(to)), fs.rename(from, to)),
+    link: (from, to) => Effect.andThen(Effect.sync(() => seen.push(to)), fs.link(from, to))
+  }))
+
+/** The role (`record` or `intent`) of each journal file in `dir`. */
+const rolesIn = (dir: string): Array<string> =>
+  journals(dir).map((name) => (JSON.parse(fs.readFileSync(join(dir, name), "utf8")) as { role: string }).role)
 
 describe("the commit journal", () => {
-  it.effect("is written before the first rename and removed after the last", () => {
-    const renames: Array<string> = []
-    const journalsAtRename: Array<number> = []
+  it.effect("is written before the first copy is put in place and removed after the last", () => {
+    const puts: Array<string> = []
+    const journalsAtPut: Array<number> = []
     let watched = ""
-    const fsLayer = nodeFsWith((fs) => ({
-      rename: (from, to) =>
-        Effect.andThen(
-          Effect.sync(() => {
-            if (!to.includes("commit-journal")) {
-              renames.push(to)
-              journalsAtRename.push(journals(watched).length)
-            }
-          }),
-          fs.rename(from, to)
-        )
-    }))
+    const fsLayer = puttingInPlace((to) =>
+      Effect.sync(() => {
+        puts.push(to)
+        journalsAtPut.push(journals(watched).length)
+      })
+    )
     return Effect.gen(function*() {
       const jobs = yield* Jobs
       const dir = yield* tempDir
@@ -156,8 +173,8 @@ describe("the commit journal", () => {
       for (const job of yield* backupsIn(dir, txn)) yield* jobs.start(job)
       assert.deepStrictEqual(yield* JobTxn.awaitOutcome(txn), { _tag: "Committed" })
       // Newest member first, as QEMU commits a transaction.
-      assert.deepStrictEqual(renames, [3, 2, 1].map((i) => join(dir, `dst${i}`)))
-      assert.deepStrictEqual(journalsAtRename, [1, 1, 1])
+      assert.deepStrictEqual(puts, [3, 2, 1].map((i) => join(dir, `dst${i}`)))
+      assert.deepStrictEqual(journalsAtPut, [1, 1, 1])
       assert.deepStrictEqual(journals(dir), [])
     }).pipe(Effect.scoped, Effect.provide(layerOver(fsLayer)))
   })
@@ -175,14 +192,8 @@ describe("the commit journal", () => {
   })
 
   it.effect("a commit cut short after the first rename is finished by the next backup to one of the targets", () => {
-    const renames: Array<string> = []
     let failing = ""
-    const fsLayer = nodeFsWith((fs) => ({
-      rename: (from, to) =>
-        to === failing
-          ? Effect.fail(PlatformError.systemError({ _tag: "Unknown", module: "FileSystem", method: "rename", pathOrDescriptor: from }))
-          : Effect.andThen(Effect.sync(() => renames.push(to)), fs.rename(from, to))
-    }))
+    const fsLayer = puttingInPlace((to) => (to === failing ? Effect.fail(failure("link", to)) : Effect.void))
     return Effect.gen(function*() {
       const jobs = yield* Jobs
       const dir = yield* tempDir
@@ -211,38 +222,45 @@ describe("the commit journal", () => {
     }).pipe(Effect.scoped, Effect.provide(layerOver(fsLayer)))
   })
 
-  it.effect("targets in two directories: one journal copy in each; recovery from either finishes every rename", () => {
+  it.effect("targets in two directories: the record in one, an intent in the other; each directory's recovery finishes its own renames", () => {
     let failing = ""
-    const fsLayer = nodeFsWith((fs) => ({
-      rename: (from, to) =>
-        to === failing
-          ? Effect.fail(PlatformError.systemError({ _tag: "Unknown", module: "FileSystem", method: "rename", pathOrDescriptor: from }))
-          : fs.rename(from, to)
-    }))
+    const fsLayer = puttingInPlace((to) => (to === failing ? Effect.fail(failure("link", to)) : Effect.void))
     return Effect.gen(function*() {
       const jobs = yield* Jobs
       const dir = yield* tempDir
-      fs.mkdirSync(join(dir, "a"))
-      fs.mkdirSync(join(dir, "b"))
+      const [a, b] = [join(dir, "a"), join(dir, "b")]
+      fs.mkdirSync(a)
+      fs.mkdirSync(b)
       const data = threeSources(dir)
       const txn = yield* JobTxn.make
       const created = []
-      for (const [i, sub] of [[1, "a"], [2, "b"], [3, "b"]] as const) {
-        created.push(yield* jobs.create({ type: "backup", id: `b${i}`, txn, params: { source: join(dir, `src${i}`), target: join(dir, sub, `dst${i}`) } }))
+      for (const [i, sub] of [[1, a], [2, b], [3, b]] as const) {
+        created.push(yield* jobs.create({ type: "backup", id: `b${i}`, txn, params: { source: join(dir, `src${i}`), target: join(sub, `dst${i}`) } }))
       }
-      failing = join(dir, "b", "dst3")
+      // dst3 commits first (newest first): its directory holds the record.
+      failing = join(b, "dst3")
       for (const job of created) yield* jobs.start(job)
       yield* JobTxn.awaitOutcome(txn)
-      assert.deepStrictEqual([journals(join(dir, "a")).length, journals(join(dir, "b")).length], [1, 1])
-      assert.isFalse(fs.existsSync(join(dir, "b", "dst3")))
+      assert.deepStrictEqual([rolesIn(a), rolesIn(b)], [["intent"], ["record"]])
+      assert.isFalse(fs.existsSync(join(b, "dst3")))
+      // Each journal file lists only its own directory's renames.
+      const intent = JSON.parse(fs.readFileSync(join(a, journals(a)[0]!), "utf8")) as { renames: Array<{ target: string }> }
+      assert.deepStrictEqual(intent.renames.map((r) => r.target), [join(a, "dst1")])
 
       failing = ""
-      const report = yield* recoverJournals(join(dir, "a"))
-      assert.deepStrictEqual(report.renamed, [join(dir, "b", "dst3")])
-      assert.deepStrictEqual(entries(join(dir, "a")), ["dst1"])
-      assert.deepStrictEqual(entries(join(dir, "b")), ["dst2", "dst3"])
-      for (const [i, sub] of [[1, "a"], [2, "b"], [3, "b"]] as const) {
-        assert.strictEqual(hashOf(join(dir, sub, `dst${i}`)), hashBytes(data[i - 1]!))
+      // The record's directory first: dst3 goes in place; the record stays while the intent exists.
+      const inB = yield* recoverJournals(b)
+      assert.deepStrictEqual(inB.renamed, [join(b, "dst3")])
+      assert.deepStrictEqual(rolesIn(b), ["record"])
+      // The intent's directory: its record is there, so its (already done) renames are finished; it goes.
+      const inA = yield* recoverJournals(a)
+      assert.deepStrictEqual(inA.renamed, [])
+      assert.deepStrictEqual(entries(a), ["dst1"])
+      // Now the record goes too.
+      yield* recoverJournals(b)
+      assert.deepStrictEqual(entries(b), ["dst2", "dst3"])
+      for (const [i, sub] of [[1, a], [2, b], [3, b]] as const) {
+        assert.strictEqual(hashOf(join(sub, `dst${i}`)), hashBytes(data[i - 1]!))
       }
     }).pipe(Effect.scoped, Effect.provide(layerOver(fsLayer)))
   })
@@ -278,10 +296,27 @@ describe("the commit journal", () => {
 })
 
 describe("recovery", () => {
-  const journalOf = (pid: number, token: string, renames: Array<{ temp: string; target: string }>, copies: Array<string>) =>
-    JSON.stringify({ format: "effect-jobs commit journal", version: 1, pid, token, renames, copies })
+  const journalOf = (
+    pid: number,
+    token: string,
+    renames: Array<{ temp: string; target: string; replace?: boolean }>,
+    role: { role: "record"; intents: Array<string> } | { role: "intent"; record: string } = { role: "record", intents: [] }
+  ) =>
+    JSON.stringify({
+      format: "effect-jobs commit journal",
+      version: 2,
+      pid,
+      token,
+      renames: renames.map((r) => ({ replace: true, ...r })),
+      ...role
+    })
 
-  it.effect("a journal of a dead process with every copy present: the renames are finished, the journal and stale copies removed", () =>
+  /** A journal file as its writer makes it: readable and writable by its owner only. */
+  const plant = (path: string, text: string) => fs.writeFileSync(path, text, { mode: 0o600 })
+
+  const services = Layer.mergeAll(NodeServices.layer, Path.layer)
+
+  it.effect("a record of a dead process: the renames are finished, the record and stale copies removed", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const temp1 = join(dir, `.x.effect-jobs-${deadPid}-t1.tmp`)
@@ -292,41 +327,84 @@ describe("recovery", () => {
       writeFile(stray, Buffer.from("partial"))
       // temp2 is gone: its rename already happened before the crash.
       writeFile(join(dir, "y"), Buffer.from("new y"))
-      const copy = join(dir, `.effect-jobs-${deadPid}-j1.commit-journal`)
-      writeFile(copy, Buffer.from(journalOf(deadPid, "j1", [{ temp: temp1, target: join(dir, "x") }, { temp: temp2, target: join(dir, "y") }], [copy])))
+      const record = join(dir, `.effect-jobs-${deadPid}-j1.commit-journal`)
+      plant(record, journalOf(deadPid, "j1", [{ temp: temp1, target: join(dir, "x") }, { temp: temp2, target: join(dir, "y") }]))
       const report = yield* recoverDirectory(dir)
-      assert.deepStrictEqual(report, { journals: [copy], renamed: [join(dir, "x")], removedTemps: [stray] })
+      assert.deepStrictEqual(report, { journals: [record], renamed: [join(dir, "x")], removedTemps: [stray] })
       assert.deepStrictEqual(entries(dir), ["x", "y"])
       assert.strictEqual(fs.readFileSync(join(dir, "x"), "utf8"), "new x")
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(NodeServices.layer, Path.layer))))
+    }).pipe(Effect.scoped, Effect.provide(services)))
 
-  it.effect("a journal whose other copy is missing was still being written: nothing is renamed", () =>
+  it.effect("an intent whose record does not exist: the writer died before committing, nothing is renamed", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
+      fs.mkdirSync(join(dir, "other"))
       const temp = join(dir, `.x.effect-jobs-${deadPid}-t1.tmp`)
       writeFile(temp, Buffer.from("new x"))
       writeFile(join(dir, "x"), Buffer.from("old x"))
-      const copy = join(dir, `.effect-jobs-${deadPid}-j1.commit-journal`)
-      const otherCopy = join(dir, "elsewhere", `.effect-jobs-${deadPid}-j1.commit-journal`)
-      writeFile(copy, Buffer.from(journalOf(deadPid, "j1", [{ temp, target: join(dir, "x") }], [copy, otherCopy])))
-      writeFile(join(dir, `.effect-jobs-${deadPid}-j2.commit-journal.tmp`), Buffer.from("{ half wri"))
+      const name = `.effect-jobs-${deadPid}-j1.commit-journal`
+      plant(join(dir, name), journalOf(deadPid, "j1", [{ temp, target: join(dir, "x") }], { role: "intent", record: join(dir, "other", name) }))
+      plant(join(dir, `.effect-jobs-${deadPid}-j2.commit-journal.tmp`), "{ half wri")
       const report = yield* recoverDirectory(dir)
       assert.deepStrictEqual(report.renamed, [])
-      assert.deepStrictEqual(entries(dir), ["x"])
+      assert.deepStrictEqual(entries(dir), ["other", "x"])
       assert.strictEqual(fs.readFileSync(join(dir, "x"), "utf8"), "old x")
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(NodeServices.layer, Path.layer))))
+    }).pipe(Effect.scoped, Effect.provide(services)))
 
-  it.effect("journals and copies of running processes are left alone; an unreadable journal is a clear error", () =>
+  it.effect("an intent whose record exists: the transaction committed, its renames are finished", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const other = join(dir, "other")
+      fs.mkdirSync(other)
+      const temp = join(dir, `.x.effect-jobs-${deadPid}-t1.tmp`)
+      writeFile(temp, Buffer.from("new x"))
+      const name = `.effect-jobs-${deadPid}-j1.commit-journal`
+      plant(join(dir, name), journalOf(deadPid, "j1", [{ temp, target: join(dir, "x"), replace: false }], { role: "intent", record: join(other, name) }))
+      const otherTemp = join(other, `.y.effect-jobs-${deadPid}-t2.tmp`)
+      plant(join(other, name), journalOf(deadPid, "j1", [{ temp: otherTemp, target: join(other, "y") }], { role: "record", intents: [join(dir, name)] }))
+      const report = yield* recoverJournals(dir)
+      assert.deepStrictEqual(report, { journals: [join(dir, name)], renamed: [join(dir, "x")], removedTemps: [] })
+      assert.deepStrictEqual(entries(dir), ["other", "x"])
+      assert.strictEqual(fs.readFileSync(join(dir, "x"), "utf8"), "new x")
+      // The record's directory was not touched: its own recovery handles it.
+      assert.deepStrictEqual(entries(other), [name])
+      assert.deepStrictEqual(yield* recoverJournals(other), { journals: [join(other, name)], renamed: [], removedTemps: [] })
+      assert.deepStrictEqual(entries(other), [])
+    }).pipe(Effect.scoped, Effect.provide(services)))
+
+  it.effect("a journal of the earlier format is finished when it covers one directory, set aside when it spans several", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const other = join(dir, "other")
+      fs.mkdirSync(other)
+      const v1 = (token: string, renames: Array<{ temp: string; target: string }>, copies: Array<string>) =>
+        JSON.stringify({ format: "effect-jobs commit journal", version: 1, pid: deadPid, token, renames, copies })
+      const temp = join(dir, `.x.effect-jobs-${deadPid}-t1.tmp`)
+      writeFile(temp, Buffer.from("new x"))
+      writeFile(join(dir, "x"), Buffer.from("old x"))
+      const single = join(dir, `.effect-jobs-${deadPid}-j1.commit-journal`)
+      plant(single, v1("j1", [{ temp, target: join(dir, "x") }], [single]))
+      const spanning = join(dir, `.effect-jobs-${deadPid}-j2.commit-journal`)
+      const temp2 = join(dir, `.y.effect-jobs-${deadPid}-t2.tmp`)
+      writeFile(temp2, Buffer.from("new y"))
+      plant(spanning, v1("j2", [{ temp: temp2, target: join(dir, "y") }], [spanning, join(other, basename(spanning))]))
+      const report = yield* recoverJournals(dir)
+      assert.deepStrictEqual(report, { journals: [single], renamed: [join(dir, "x")], removedTemps: [] })
+      assert.strictEqual(fs.readFileSync(join(dir, "x"), "utf8"), "new x")
+      assert.isFalse(fs.existsSync(join(dir, "y")))
+      assert.deepStrictEqual(journals(dir), [`${basename(spanning)}.rejected`])
+    }).pipe(Effect.scoped, Effect.provide(services)))
+
+  it.effect("journals and copies of running processes are left alone; a journal that cannot be decoded is set aside", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const live = [`.effect-jobs-1-j1.commit-journal`, `.x.effect-jobs-1-t1.tmp`]
-      for (const name of live) writeFile(join(dir, name), Buffer.from("in use"))
+      for (const name of live) plant(join(dir, name), "in use")
       assert.deepStrictEqual(yield* recoverDirectory(dir), { journals: [], renamed: [], removedTemps: [] })
       assert.deepStrictEqual(entries(dir), live.sort())
-      const broken = join(dir, `.effect-jobs-${deadPid}-j9.commit-journal`)
-      writeFile(broken, Buffer.from("not json"))
-      const error = yield* Effect.flip(recoverDirectory(dir))
-      assert.strictEqual(error._tag, "CommitJournalError")
-      assert.match(error.message, new RegExp(`^Commit journal '${broken}': not a valid commit journal`))
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(NodeServices.layer, Path.layer))))
+      const broken = `.effect-jobs-${deadPid}-j9.commit-journal`
+      plant(join(dir, broken), "not json")
+      assert.deepStrictEqual(yield* recoverDirectory(dir), { journals: [], renamed: [], removedTemps: [] })
+      assert.deepStrictEqual(entries(dir), [...live, `${broken}.rejected`].sort())
+    }).pipe(Effect.scoped, Effect.provide(services)))
 })
