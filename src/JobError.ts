@@ -253,6 +253,24 @@ export class EventsOverflow extends Schema.TaggedError<EventsOverflow>()("Events
 }
 
 /**
+ * `subscribe({ since })` with a cursor older than the event log still holds:
+ * some events after it are gone. Read the job list again (`Jobs.snapshot`) and
+ * subscribe from its `seq`, as a Kubernetes client lists again after 410 Gone.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CursorExpired extends Schema.TaggedError<CursorExpired>()("CursorExpired", {
+  since: Schema.Number,
+  /** The oldest sequence number still retained (the next event's, when none is). */
+  oldest: Schema.Number
+}) {
+  override get message() {
+    return `Events after ${this.since} are no longer retained; the oldest retained is ${this.oldest}`
+  }
+}
+
+/**
  * `awaitStatus` for a status the job left the engine without reaching.
  *
  * @since 0.1.0

@@ -5,16 +5,30 @@
  * change first, then `Ready`/`Pending`; `Completed`/`Cancelled` after commit or
  * abort and clean, before the `concluded` status change.
  *
+ * Every event carries its place in the engine's event log: `seq`, a sequence
+ * number that only grows (1, 2, 3, … per engine, with no gaps), and
+ * `timestamp`, the engine's clock in milliseconds when it was published. A
+ * subscriber that lost its connection resumes from the last `seq` it saw
+ * (`Jobs.subscribe({ since })`).
+ *
  * @since 0.1.0
  */
 import { Schema } from "effect"
 import { JobStatus } from "./JobStatus.ts"
 
+/** Where an event stands in the engine's log. */
+const logFields = {
+  /** Its sequence number: one more than the event before it. */
+  seq: Schema.Number,
+  /** When it was published, in milliseconds of the engine's clock. */
+  timestamp: Schema.Number
+}
+
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const StatusChange = Schema.TaggedStruct("StatusChange", { id: Schema.String, status: JobStatus })
+export const StatusChange = Schema.TaggedStruct("StatusChange", { ...logFields, id: Schema.String, status: JobStatus })
 
 /**
  * @since 0.1.0
@@ -23,6 +37,7 @@ export const StatusChange = Schema.TaggedStruct("StatusChange", { id: Schema.Str
 export type StatusChange = typeof StatusChange.Type
 
 const progressFields = {
+  ...logFields,
   id: Schema.String,
   type: Schema.String,
   /** total progress (QEMU: `len`) */
@@ -53,7 +68,7 @@ export type Ready = typeof Ready.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Pending = Schema.TaggedStruct("Pending", { id: Schema.String, type: Schema.String })
+export const Pending = Schema.TaggedStruct("Pending", { ...logFields, id: Schema.String, type: Schema.String })
 
 /**
  * @since 0.1.0
@@ -103,3 +118,11 @@ export const JobEvent = Schema.Union([StatusChange, Ready, Pending, Completed, C
  * @category models
  */
 export type JobEvent = typeof JobEvent.Type
+
+/**
+ * An event as the engine builds it, before the log gives it its place.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Unstamped<E extends JobEvent = JobEvent> = E extends JobEvent ? Omit<E, "seq" | "timestamp"> : never

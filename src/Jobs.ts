@@ -17,6 +17,7 @@ import type {
   CannotComplete,
   ChangeNotSupported,
   CreateError,
+  CursorExpired,
   DriverAlreadyRegistered,
   EngineClosing,
   EventsOverflow,
@@ -136,11 +137,26 @@ export interface JobsService {
   readonly join: (job: JobRef) => Effect.Effect<void, JobNotFound | JobFailed | JobCancelled>
   /**
    * Subscribes now: the stream has every event published from this moment on.
-   * It ends with `EventsOverflow` if its reader falls `capacity` events behind.
+   * With `since`, it starts after the event whose `seq` is `since` instead: the
+   * retained events after it, then the live ones, with no gap and no duplicate;
+   * it fails with `CursorExpired` if some of those events are no longer
+   * retained (read `snapshot` again and subscribe from its `seq`). It ends with
+   * `EventsOverflow` if its reader falls `capacity` events behind.
    */
-  readonly subscribe: (
-    options?: { readonly capacity?: number | undefined }
-  ) => Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope>
+  readonly subscribe: {
+    (
+      options?: { readonly capacity?: number | undefined; readonly since?: undefined }
+    ): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope>
+    (
+      options: { readonly capacity?: number | undefined; readonly since: number }
+    ): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, CursorExpired, Scope.Scope>
+  }
+  /**
+   * The job list (as `list`) together with the sequence number of the last event
+   * it reflects: subscribing with `since: seq` afterwards misses nothing and
+   * repeats nothing.
+   */
+  readonly snapshot: Effect.Effect<{ readonly seq: number; readonly jobs: ReadonlyArray<JobInfo> }>
   /** The events, subscribing when the stream starts. */
   readonly events: Stream.Stream<JobEvent, EventsOverflow>
   /**
@@ -160,6 +176,8 @@ export interface JobsService {
 export interface JobsOptions {
   /** Events a subscriber may fall behind before it is cut off (default 4096). */
   readonly eventBuffer?: number | undefined
+  /** Events the event log keeps for subscribers that resume from a sequence number (default 10,000; 0 keeps none). */
+  readonly retainedEvents?: number | undefined
 }
 
 /**

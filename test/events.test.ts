@@ -42,7 +42,7 @@ describe("events", () => {
         assert.isTrue(JobStatus.canTransition(statuses[i - 1] as JobStatus.JobStatus, statuses[i] as JobStatus.JobStatus))
       }
       const ready = first.events.find((e) => e._tag === "Ready")
-      assert.deepStrictEqual(ready, { _tag: "Ready", id: "j", type: "test", len: 0, offset: 0, speed: 0 })
+      assert.deepStrictEqual(ready, { _tag: "Ready", id: "j", type: "test", len: 0, offset: 0, speed: 0, seq: ready!.seq, timestamp: 0 })
     }).pipe(Effect.provide(Testing.layer)))
 
   it.effect("a subscriber that stops reading is cut off with EventsOverflow after its buffered events; others go on", () =>

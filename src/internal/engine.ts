@@ -4,7 +4,7 @@
  * every job (QEMU: job_cancel_sync_all).
  * @internal
  */
-import { Effect, Fiber, type Scope, Stream } from "effect"
+import { Clock, Effect, Fiber, type Scope, Stream } from "effect"
 import type { JobInfo } from "../Job.ts"
 import type { JobsOptions, JobsService } from "../Jobs.ts"
 import { cancelJob } from "./cancel.ts"
@@ -42,8 +42,13 @@ const close = (engine: EngineState): Effect.Effect<void> =>
 
 export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const clock = yield* Clock.Clock
     const engine: EngineState = {
-      hub: new EventHub(options.eventBuffer ?? 4096),
+      hub: new EventHub({
+        capacity: options.eventBuffer ?? 4096,
+        retained: options.retainedEvents ?? 10_000,
+        now: () => clock.currentTimeMillisUnsafe()
+      }),
       jobs: new Set(),
       byId: new Map(),
       fibers: new Set(),
@@ -53,8 +58,13 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
     yield* Effect.addFinalizer(() => close(engine))
 
     const createJob = (createOptions: Parameters<JobsService["create"]>[0]) => create(engine, drivers, createOptions)
-    const subscribe = (subscribeOptions?: { readonly capacity?: number | undefined }) =>
-      engine.hub.subscribe(subscribeOptions?.capacity)
+    const subscribe = ((subscribeOptions?: { readonly capacity?: number | undefined; readonly since?: number | undefined }) =>
+      engine.hub.subscribe(subscribeOptions?.capacity, subscribeOptions?.since)) as JobsService["subscribe"]
+    const list = () => {
+      const rows: Array<JobInfo> = []
+      for (const job of engine.jobs) if (!job.internal) rows.push(info(job))
+      return rows
+    }
 
     const service: JobsService = {
       register: (driver) => register(drivers, driver),
@@ -66,11 +76,9 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           // Just created: only a closing engine can refuse to start it.
           Effect.catchTags(verbs.start(engine, job), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die })),
       get: (id) => verbs.lookup(engine, id),
-      list: Effect.sync(() => {
-        const rows: Array<JobInfo> = []
-        for (const job of engine.jobs) if (!job.internal) rows.push(info(job))
-        return rows
-      }),
+      list: Effect.sync(list),
+      // One synchronous step: the list is exactly the state after event `seq`.
+      snapshot: Effect.sync(() => ({ seq: engine.hub.seq, jobs: list() })),
       pause: (ref) => verbs.pause(engine, ref),
       resume: (ref) => verbs.resume(engine, ref),
       cancel: (ref, cancelOptions) => verbs.cancel(engine, ref, cancelOptions),

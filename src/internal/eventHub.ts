@@ -9,6 +9,12 @@
  * server, before each reply) takes them synchronously instead of pulling the
  * stream.
  *
+ * The hub is also the engine's event log: it gives every event its sequence
+ * number and timestamp, and keeps the last `retained` events in a ring, so a
+ * subscriber can start after any retained sequence number: the replay and the
+ * live events are handed over in one synchronous step, with no gap and no
+ * duplicate.
+ *
  * Every subscription counts the events it was given and those its reader has
  * come back for more after (`processed`), so `awaitDelivered` can wait until
  * each reader has dealt with everything published so far: the way to end a
@@ -17,8 +23,8 @@
  */
 import { Cause, Effect, Exit, Queue, Stream } from "effect"
 import type * as Scope from "effect/Scope"
-import { EventsOverflow } from "../JobError.ts"
-import type { JobEvent } from "../JobEvent.ts"
+import { CursorExpired, EventsOverflow } from "../JobError.ts"
+import type { JobEvent, Unstamped } from "../JobEvent.ts"
 
 /** One subscription: its buffer, and how far its reader has got. */
 class Subscriber {
@@ -92,21 +98,60 @@ const drains = new WeakMap<object, Drain>()
 /** The synchronous reader of a stream that `EventHub.subscribe` returned; `undefined` for any other stream. */
 export const drainOf = (events: Stream.Stream<JobEvent, EventsOverflow>): Drain | undefined => drains.get(events)
 
+export interface EventHubOptions {
+  /** Events a subscriber may fall behind before it is cut off. */
+  readonly capacity: number
+  /** Events the log keeps for subscribers that start from a sequence number (0 keeps none). */
+  readonly retained: number
+  /** The engine's clock, in milliseconds. */
+  readonly now: () => number
+}
+
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
   private readonly deliveryWaits = new Set<DeliveryWait>()
+  /** The last `retained` events, oldest at `ringStart`. */
+  private readonly ring: Array<JobEvent> = []
+  private ringStart = 0
+  /** The sequence number of the last event published (0: none yet). */
+  private lastSeq = 0
 
   readonly defaultCapacity: number
-  constructor(defaultCapacity: number) {
-    this.defaultCapacity = defaultCapacity
+  readonly retained: number
+  private readonly now: () => number
+  constructor(options: EventHubOptions) {
+    this.defaultCapacity = options.capacity
+    this.retained = Math.max(0, Math.floor(options.retained))
+    this.now = options.now
   }
 
-  /** Whether anyone listens; lets the engine skip building events nobody reads. */
+  /** Whether anyone listens, or the log keeps events: lets the engine skip building events nobody reads. */
   get active(): boolean {
-    return this.subscribers.size > 0
+    return this.retained > 0 || this.subscribers.size > 0
   }
 
-  publish(event: JobEvent): void {
+  /** The sequence number of the last event published (0 before the first). */
+  get seq(): number {
+    return this.lastSeq
+  }
+
+  /** The oldest sequence number still retained (the next one's when the log is empty). */
+  get oldest(): number {
+    return this.ring.length === 0 ? this.lastSeq + 1 : this.ring[this.ringStart]!.seq
+  }
+
+  /** Gives `unstamped` its place in the log, keeps it, and hands it to every subscriber. */
+  publish(unstamped: Unstamped): void {
+    const event = unstamped as JobEvent & { seq: number; timestamp: number }
+    event.seq = ++this.lastSeq
+    event.timestamp = this.now()
+    if (this.retained > 0) {
+      if (this.ring.length < this.retained) this.ring.push(event)
+      else {
+        this.ring[this.ringStart] = event
+        this.ringStart = (this.ringStart + 1) % this.retained
+      }
+    }
     for (const subscriber of this.subscribers) {
       const queue = subscriber.queue
       if (Queue.offerUnsafe(queue, event)) subscriber.published++
@@ -159,12 +204,42 @@ export class EventHub {
     this.progressed(subscriber)
   }
 
-  subscribe(capacity = this.defaultCapacity): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, never, Scope.Scope> {
+  /** The retained events after `since`, oldest first; `undefined` if some of them are gone. */
+  private replayAfter(since: number): Array<JobEvent> | undefined {
+    if (since >= this.lastSeq) return []
+    if (since + 1 < this.oldest) return undefined
+    const out: Array<JobEvent> = []
+    const count = this.ring.length
+    for (let i = 0; i < count; i++) {
+      const event = this.ring[(this.ringStart + i) % count]!
+      if (event.seq > since) out.push(event)
+    }
+    return out
+  }
+
+  /**
+   * A subscription from now on, or — with `since` — from the event after `since`:
+   * the retained events after it first, then the live ones (fails with
+   * `CursorExpired` if some events after `since` are no longer retained).
+   */
+  subscribe(
+    capacity = this.defaultCapacity,
+    since?: number
+  ): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, CursorExpired, Scope.Scope> {
     return Effect.acquireRelease(
-      Effect.map(Queue.bounded<JobEvent, EventsOverflow | Cause.Done>(capacity), (queue) => {
-        const subscriber = new Subscriber(queue)
-        this.subscribers.add(subscriber)
-        return subscriber
+      Effect.suspend(() => {
+        const replay = since === undefined ? [] : this.replayAfter(since)
+        if (replay === undefined) return Effect.fail(new CursorExpired({ since: since!, oldest: this.oldest }))
+        // The replay comes on top of the subscriber's own allowance.
+        return Effect.map(Queue.bounded<JobEvent, EventsOverflow | Cause.Done>(capacity + replay.length), (queue) => {
+          // One synchronous step from the log to the live subscription: no event in between.
+          const fresh = since === undefined ? [] : this.replayAfter(since)!
+          const subscriber = new Subscriber(queue)
+          for (const event of fresh) Queue.offerUnsafe(queue, event)
+          subscriber.published = fresh.length
+          this.subscribers.add(subscriber)
+          return subscriber
+        })
       }),
       (subscriber) =>
         Effect.sync(() => {

@@ -10,7 +10,7 @@ import type { CallbackFailedCause } from "./callbackFailure.ts"
 import type { Job, JobOutcome } from "../Job.ts"
 import type { JobCallbacks } from "../JobDriver.ts"
 import { StatusNotReached } from "../JobError.ts"
-import type { JobEvent } from "../JobEvent.ts"
+import type { Unstamped } from "../JobEvent.ts"
 import type { JobHandle } from "../JobHandle.ts"
 import * as JobStatus from "../JobStatus.ts"
 import type { EventHub } from "./eventHub.ts"
@@ -178,13 +178,13 @@ export class JobRecord implements Job {
    * must have finished changing the job before it calls this, and waiters are
    * told last, after the events.
    */
-  transition(to: JobStatus.JobStatus, then?: (id: string) => JobEvent): void {
+  transition(to: JobStatus.JobStatus, then?: (id: string) => Unstamped): void {
     const from = this.setStatusUnsafe(to, then)
     if (from !== to) this.notifyStatusUnsafe(to)
   }
 
   /** The first half of `transition`: check, change, publish. Returns the previous status. */
-  setStatusUnsafe(to: JobStatus.JobStatus, then?: (id: string) => JobEvent): JobStatus.JobStatus {
+  setStatusUnsafe(to: JobStatus.JobStatus, then?: (id: string) => Unstamped): JobStatus.JobStatus {
     const from = this.status
     if (!JobStatus.canTransition(from, to)) {
       throw new Error(`effect-jobs: illegal status change ${from} -> ${to} for job '${this.label}'`)
@@ -229,7 +229,7 @@ export class JobRecord implements Job {
   }
 
   /** Publishes a non-status event, unless the job is internal or nobody listens. */
-  emit(make: (id: string) => JobEvent): void {
+  emit(make: (id: string) => Unstamped): void {
     if (!this.internal && this.engine.hub.active) this.engine.hub.publish(make(this.id!))
   }
 
