@@ -20,6 +20,11 @@
  * )
  * ```
  *
+ * TCP is on 127.0.0.1 by default. Any non-loopback address also needs
+ * `allowRemote` and mutual TLS (`tcp: { host, port, allowRemote: true, tls:
+ * { cert, key, ca } }`): only clients whose certificate the CA signed get as
+ * far as the greeting. `connect` takes the matching `tls` in its target.
+ *
  * `serve` returns when a client sends `quit`; a signal interrupts it. In both
  * cases the server sends `SHUTDOWN`, force-cancels every job and delivers the
  * jobs' events (then, for `quit`, its reply), closes its connections and
@@ -32,7 +37,7 @@ import { Runtime } from "effect"
 /** @since 0.1.0 */
 export type { ShutdownReason } from "./qmp/command.ts"
 /** @since 0.1.0 */
-export type { ListenAddress, TcpOptions } from "./qmp/transport.ts"
+export type { ListenAddress, TcpOptions, TlsServerOptions } from "./qmp/transport.ts"
 /** @since 0.1.0 */
 export { formatAddress, QmpServerError } from "./qmp/transport.ts"
 /** @since 0.1.0 */
@@ -53,7 +58,8 @@ export {
   QmpClientError,
   QmpCommandError,
   type Reply,
-  type Target
+  type Target,
+  type TlsClientOptions
 } from "./qmp/client.ts"
 
 /**

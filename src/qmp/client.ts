@@ -1,5 +1,6 @@
 /**
- * A small QMP client: connects over a Unix socket or TCP, reads the greeting,
+ * A small QMP client: connects over a Unix socket, TCP, or TCP with mutual
+ * TLS (it shows its certificate and checks the server's), reads the greeting,
  * sends commands one at a time and matches each reply to its command (QMP
  * answers in order), and records the events it receives.
  *
@@ -9,13 +10,18 @@
 import { NodeSocket } from "@effect/platform-node"
 import { Cause, Deferred, Effect, Exit, Queue, Schema, type Scope, Semaphore } from "effect"
 import * as Socket from "effect/socket/Socket"
+import * as Tls from "node:tls"
 import { LineSplitter } from "./framing.ts"
+import { formatAddress, pemOf } from "./transport.ts"
 
 /**
- * The connection failed, closed, or sent something that is not QMP.
+ * The connection failed, closed, or sent something that is not QMP. When the
+ * operating system refused the connection, `code` is its error code
+ * (`ENOENT`, `ECONNREFUSED`, `EACCES`, …) and the reason names the address.
  */
 export class QmpClientError extends Schema.TaggedError<QmpClientError>()("QmpClientError", {
-  reason: Schema.String
+  reason: Schema.String,
+  code: Schema.optionalKey(Schema.String)
 }) {
   override get message() {
     return this.reason
@@ -43,7 +49,106 @@ export interface EventMessage {
   readonly timestamp: { readonly seconds: number; readonly microseconds: number }
 }
 
-export type Target = { readonly path: string } | { readonly host: string; readonly port: number }
+/**
+ * Mutual TLS for a client, in PEM: its certificate and private key, and the
+ * CA certificate(s) the server's certificate must be signed by. The server's
+ * certificate must also name the host connected to (a DNS name or an IP
+ * address in its subjectAltName), or `servername` when that is given.
+ */
+export interface TlsClientOptions {
+  readonly cert: string | Uint8Array
+  readonly key: string | Uint8Array
+  readonly ca: string | Uint8Array
+  readonly servername?: string | undefined
+}
+
+export type Target =
+  | { readonly path: string }
+  | { readonly host: string; readonly port: number; readonly tls?: TlsClientOptions | undefined }
+
+/** Why a connection broke, for the error that ends it: e.g. the TLS alert a server sent. */
+const brokenBy = (error: Socket.SocketError): string | undefined => {
+  if (error.reason._tag === "SocketCloseError") return undefined
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  return cause instanceof Error ? cause.message.split("\n")[0]!.trim() : error.message
+}
+
+/** How `target` is shown in messages: `unix:PATH`, `tcp:HOST:PORT`. */
+const formatTarget = (target: Target): string =>
+  "path" in target
+    ? formatAddress({ _tag: "Unix", path: target.path })
+    : formatAddress({ _tag: "Tcp", host: target.host, port: target.port })
+
+/** What an error code of a failed connection means, for a Unix socket and for TCP. */
+const connectCodes: Record<string, { readonly unix: string; readonly tcp: string }> = {
+  ENOENT: {
+    unix: "no such socket file (ENOENT); is the server running, and listening on this path?",
+    tcp: "no such address (ENOENT)"
+  },
+  ECONNREFUSED: {
+    unix: "nothing is listening on this socket (ECONNREFUSED); its server has stopped, or the file is not a live socket",
+    tcp: "nothing is listening on this port (ECONNREFUSED); is the server running, and listening there?"
+  },
+  EACCES: {
+    unix: "permission denied (EACCES); this user may not use the socket file, or a directory above it",
+    tcp: "permission denied (EACCES)"
+  },
+  EPERM: { unix: "operation not permitted (EPERM)", tcp: "operation not permitted (EPERM); a firewall?" },
+  ENOTDIR: { unix: "a part of the path is not a directory (ENOTDIR)", tcp: "ENOTDIR" },
+  ENAMETOOLONG: { unix: "the path is too long for a socket (ENAMETOOLONG)", tcp: "ENAMETOOLONG" },
+  ETIMEDOUT: { unix: "timed out (ETIMEDOUT)", tcp: "no answer from the host (ETIMEDOUT)" },
+  EHOSTUNREACH: { unix: "EHOSTUNREACH", tcp: "no route to the host (EHOSTUNREACH)" },
+  ENETUNREACH: { unix: "ENETUNREACH", tcp: "the network is unreachable (ENETUNREACH)" },
+  ENOTFOUND: { unix: "ENOTFOUND", tcp: "unknown host name (ENOTFOUND)" },
+  EAI_AGAIN: { unix: "EAI_AGAIN", tcp: "the host name could not be resolved now (EAI_AGAIN)" }
+}
+
+/**
+ * The error for a connection the operating system refused, from the Node
+ * error effect's socket wraps (`SocketError` → `SocketOpenError` → `cause`):
+ * its code and what it means, with the address. Undefined for anything else
+ * (a TLS handshake that failed is reported as it is).
+ */
+export const connectFailure = (target: Target, error: unknown): QmpClientError | undefined => {
+  let cause: unknown = error
+  // Down the chain of causes to the one with a system error code.
+  for (let depth = 0; depth < 4 && cause !== undefined && cause !== null; depth++) {
+    const code = (cause as { readonly code?: unknown }).code
+    const syscall = (cause as { readonly syscall?: unknown }).syscall
+    if (typeof code === "string" && typeof syscall === "string") {
+      const meaning = connectCodes[code]?.["path" in target ? "unix" : "tcp"] ?? (cause instanceof Error ? cause.message : code)
+      return new QmpClientError({ reason: `cannot connect to ${formatTarget(target)}: ${meaning}`, code })
+    }
+    cause = (cause as { readonly reason?: unknown; readonly cause?: unknown }).reason ??
+      (cause as { readonly cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** The socket to `target`: a Unix socket, TCP, or TCP with TLS (the handshake happens as it is first read). */
+const open = (target: Target): Effect.Effect<Socket.Socket, QmpClientError> => {
+  if ("path" in target) return NodeSocket.makeNet({ path: target.path })
+  if (target.tls === undefined) return NodeSocket.makeNet({ host: target.host, port: target.port, noDelay: true })
+  const tls = target.tls
+  return Effect.try({
+    try: () => {
+      const options = {
+        host: target.host,
+        port: target.port,
+        noDelay: true,
+        cert: pemOf(tls.cert),
+        key: pemOf(tls.key),
+        ca: pemOf(tls.ca),
+        minVersion: "TLSv1.2",
+        ...(tls.servername === undefined ? {} : { servername: tls.servername })
+      } as const
+      Tls.createSecureContext(options) // bad credentials are reported here, not as a failed connection
+      return options
+    },
+    catch: (cause) =>
+      new QmpClientError({ reason: `cannot use the TLS credentials: ${cause instanceof Error ? cause.message : String(cause)}` })
+  }).pipe(Effect.flatMap(NodeSocket.makeTls))
+}
 
 export interface QmpClient {
   /** The server's greeting (`{"QMP": {...}}`). */
@@ -81,9 +186,12 @@ export const connect = (
   } = {}
 ): Effect.Effect<QmpClient, QmpClientError, Scope.Scope> =>
   Effect.gen(function*() {
-    const socket = yield* NodeSocket.makeNet("path" in target ? { path: target.path } : { host: target.host, port: target.port, noDelay: true })
+    const socket = yield* open(target)
     const fail = (reason: string) => new QmpClientError({ reason })
-    const pull = yield* Effect.mapError(Socket.readerBytes(socket), (e) => fail(`cannot connect: ${e.message}`))
+    const pull = yield* Effect.mapError(
+      Socket.readerBytes(socket),
+      (e) => connectFailure(target, e) ?? fail(`cannot connect: ${brokenBy(e) ?? e.message}`)
+    )
     const writer = yield* socket.writer
     const replies = yield* Queue.unbounded<Reply, QmpClientError>()
     const events: Array<EventMessage> = []
@@ -121,6 +229,12 @@ export const connect = (
     const reading = Effect.gen(function*() {
       while (true) {
         const exit = yield* Effect.exit(pull)
+        if (Exit.isFailure(exit)) {
+          // A server that refuses this client's certificate says why (a TLS alert) and closes.
+          const broken = Cause.findErrorOption(exit.cause)
+          const why = broken._tag === "Some" ? brokenBy(broken.value) : undefined
+          if (why !== undefined) ending = `connection closed: ${why}`
+        }
         const frames = Exit.isSuccess(exit) ? exit.value.flatMap((chunk) => splitter.push(chunk)) : splitter.end()
         for (const frame of frames) {
           const text = frame._tag === "Line" ? decoder.decode(frame.bytes) : ""
@@ -170,7 +284,11 @@ export const connect = (
         }
       )
 
-    const greeting = yield* nextReply
+    const greeting = yield* Effect.mapError(nextReply, (error) =>
+      // A TLS server that refuses this client's certificate just closes the connection.
+      "host" in target && target.tls !== undefined && error.reason === "connection closed"
+        ? fail("connection closed before the greeting (does the server accept this client's certificate?)")
+        : error)
     if (!("QMP" in greeting)) return yield* fail(`not a QMP greeting: ${JSON.stringify(greeting)}`)
     const client: QmpClient = {
       greeting,

@@ -4,24 +4,46 @@
  * session one at a time; replies and events out through the client's bounded
  * `Outbox` and a single writer fiber.
  *
- * How a connection ends:
- * - the client closes (or half-closes) its side: whatever is queued is still
- *   written, then the server closes its side;
+ * How a connection begins:
+ * - the server already has its maximum of connections: one error line, then
+ *   the server closes the connection without reading anything from it;
+ * - otherwise the greeting. A client that has not negotiated capabilities
+ *   within the negotiation timeout gets an error line and is closed.
+ *
+ * What a client may send:
+ * - a first message that is an HTTP request line (a web page posting to a
+ *   TCP port): the connection is destroyed at once, and nothing it sent is
+ *   run — neither that line nor anything after it;
  * - a message over the cap: an error reply (with the message's `id` when it
  *   was read before the cap), then the server closes its side and discards
  *   what the client still sends until it closes;
+ * - an unfinished message that gets no new byte for the partial-message
+ *   timeout, or whose bytes would overspend the input budget that every
+ *   connection shares: an error line, then closed as for an over-long one.
+ *
+ * How a connection ends:
+ * - the client closes (or half-closes) its side: every message it sent runs,
+ *   whatever is queued is still written, then the server closes its side;
+ * - the client resets the connection (or closes it for good, so that writing
+ *   to it fails): every complete message it had sent still runs, in order —
+ *   those Node had received but nobody read yet included — with the replies
+ *   dropped; then the connection is torn down;
  * - the client falls behind by more than its outbox bound: the socket is
  *   destroyed at once (logged);
  * - the server shuts down: queued lines are written (for at most the flush
  *   timeout), then the connection is closed.
- * Jobs are never affected.
+ * A connection gives its place back (for the connection limit) as soon as it
+ * begins to close. Jobs are never affected.
  */
-import { Deferred, type Duration, Effect, Exit, Fiber, Scope } from "effect"
+import { NodeSocket } from "@effect/platform-node"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Result, Scope } from "effect"
 import * as Socket from "effect/socket/Socket"
+import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import { GenericError } from "./errors.ts"
-import { MessageScanner } from "./framing.ts"
+import { type InputBudget, looksLikeHttpRequest, maxNesting, MessageScanner } from "./framing.ts"
 import { Outbox } from "./outbox.ts"
-import { headId, nestingTooDeep } from "./request.ts"
+import { headId, nestingTooDeep, type RequestId } from "./request.ts"
 import { makeSession, type SessionOptions } from "./session.ts"
 import { errorLine, greetingLine } from "./wire.ts"
 
@@ -38,6 +60,17 @@ export interface Client {
   readonly closed: Effect.Effect<void>
 }
 
+/** The server's answer to a new connection. */
+export type Admission =
+  | {
+    readonly _tag: "Admitted"
+    /** Registers the client (events, shutdown); returns its removal, which also gives its place back. */
+    readonly register: (client: Client) => () => void
+    /** Gives the connection's place back (as it begins to close). */
+    readonly release: () => void
+  }
+  | { readonly _tag: "Refused"; readonly error: GenericError; /** Whether to log it (once per burst). */ readonly log: boolean }
+
 export interface ConnectionOptions extends Omit<SessionOptions, "send" | "onNegotiated"> {
   readonly maxLineBytes: number
   readonly outboxMessages: number
@@ -45,27 +78,137 @@ export interface ConnectionOptions extends Omit<SessionOptions, "send" | "onNego
   readonly flushTimeout: Duration.Input
   /** Bytes still read (and discarded) after an over-long message, waiting for the client to close. */
   readonly discardLimit: number
-  /** Registers the client with the server; returns its removal. */
-  readonly register: (client: Client) => () => void
+  /** How long a client may take to send `qmp_capabilities`. */
+  readonly negotiationTimeout: Duration.Input
+  /** How long an unfinished message may go without a new byte. */
+  readonly partialMessageTimeout: Duration.Input
+  /** Bytes of unfinished messages, shared by every connection. */
+  readonly inputBudget: InputBudget
+  /** Gives the connection a place, unless the server has no more. */
+  readonly admit: () => Admission
 }
 
+/**
+ * An error line, then the connection is closed. After an over-long message the
+ * server reads on (discarding) so that the client, still sending, gets a clean
+ * close; a client refused for what it costs (a limit) is not read any more,
+ * and is logged.
+ */
+type Refusal = { readonly _tag: "Refuse"; readonly error: GenericError; readonly id: RequestId; readonly limit: boolean }
+/** The server ends the connection. */
 type Stop = { readonly _tag: "Shutdown" } | { readonly _tag: "Drop"; readonly why: string }
-type ReadEnd = "eof" | "too-long"
+/** How reading ended: the client closed its side, reset the connection, spoke HTTP, or broke a limit. */
+type ReadEnd = { readonly _tag: "Eof" } | { readonly _tag: "Reset" } | { readonly _tag: "Http" } | Refusal
 
-const tooLong = (max: number) =>
-  new GenericError({ desc: `QMP input exceeds the maximum message size of ${max} bytes` })
+const refusal = (desc: string, id: RequestId = undefined, limit = true): Refusal => ({
+  _tag: "Refuse",
+  error: new GenericError({ desc }),
+  id,
+  limit
+})
+
+const tooLong = (max: number, head: Uint8Array) =>
+  refusal(`QMP input exceeds the maximum message size of ${max} bytes`, headId(head), false)
+
+const overBudget = (limit: number) => refusal(`Too much unfinished input across all connections (limit ${limit} bytes)`)
+
+const partialTimedOut = (timeout: Duration.Input) =>
+  refusal(`QMP input timed out: no data for ${Duration.format(Duration.fromInputUnsafe(timeout))} within a message`)
+
+const negotiationTimedOut = (timeout: Duration.Input) =>
+  refusal(`Capabilities negotiation timed out after ${Duration.format(Duration.fromInputUnsafe(timeout))}`)
+
+/** Whether the reader failed because the client closed its side (rather than a reset or another error). */
+const closedCleanly = (cause: Cause.Cause<Socket.SocketError>): boolean => {
+  const error = Cause.findErrorOption(cause)
+  return error._tag === "Some" && error.value.reason._tag === "SocketCloseError" && error.value.reason.code === 1000
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * What Node received from the client and nobody read yet. A socket that
+ * failed (a reset) keeps these bytes; the socket's reader no longer hands
+ * them out, so they are taken here.
+ */
+const unread = (conn: Duplex | undefined): Array<Uint8Array> => {
+  const chunks: Array<Uint8Array> = []
+  if (conn === undefined) return chunks
+  while (true) {
+    const chunk = conn.read() as Uint8Array | string | null
+    if (chunk === null) return chunks
+    chunks.push(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
+  }
+}
+
+/**
+ * Waits until the event loop has gone once through its I/O phase: by then
+ * Node has read whatever a new connection's client had sent before it was
+ * accepted. A client may connect, send its commands and reset the connection
+ * before the server gets to it; writing to it first would fail on the reset
+ * and destroy the socket with those bytes still unread in the kernel.
+ */
+const afterFirstRead: Effect.Effect<void> = Effect.callback<void>((resume) => {
+  let pending = setImmediate(() => {
+    pending = setImmediate(() => resume(Effect.void))
+  })
+  return Effect.sync(() => clearImmediate(pending))
+})
+
+/**
+ * Over the connection limit: one error line, then the connection is closed;
+ * nothing the client sends is read. As little as possible is set up (a flood
+ * of such clients is what the limit is for): the line is handed to the
+ * socket, which is destroyed once it is written — at once, as a new
+ * connection's kernel buffer always has room for it.
+ */
+const turnAway = (
+  socket: Socket.Socket,
+  conn: Net.Socket | undefined,
+  error: GenericError
+): Effect.Effect<void, Socket.SocketError> => {
+  const line = errorLine(error, undefined) + "\n"
+  if (conn === undefined) {
+    // Ending the scope closes our side, then destroys the socket.
+    return Effect.scoped(Effect.gen(function*() {
+      yield* Socket.readerBytes(socket) // a Node socket's writer waits until the reader is acquired
+      yield* (yield* socket.writer).write(line)
+    }))
+  }
+  if (!conn.destroyed) {
+    conn.end(line)
+    conn.destroySoon()
+  }
+  return Effect.void
+}
 
 export const handleConnection = (
   socket: Socket.Socket,
   peer: string,
   options: ConnectionOptions
 ): Effect.Effect<void> =>
+  Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (netSocket) => {
+    const conn = Option.getOrUndefined(netSocket)
+    const admission = options.admit()
+    if (admission._tag === "Admitted") return serve(socket, conn, peer, admission, options)
+    const turnedAway = Effect.catchCause(turnAway(socket, conn, admission.error), () => Effect.void)
+    return admission.log
+      ? Effect.andThen(Effect.logWarning(`QMP client ${peer} turned away: ${admission.error.desc}`), turnedAway)
+      : turnedAway
+  })
+
+/** An admitted connection, from the greeting to the end. */
+const serve = (
+  socket: Socket.Socket,
+  conn: Net.Socket | undefined,
+  peer: string,
+  admission: Extract<Admission, { readonly _tag: "Admitted" }>,
+  options: ConnectionOptions
+): Effect.Effect<void> =>
   Effect.gen(function*() {
+    yield* Effect.addFinalizer(() => Effect.sync(admission.release))
     const scope = yield* Effect.scope
-    // The reader first: a Node socket's writer waits until the reader is acquired.
-    const pull = yield* Socket.readerBytes(socket)
-    const writerScope = yield* Scope.fork(scope)
-    const writer = yield* Scope.provide(socket.writer, writerScope)
+    const clock = yield* Clock.Clock
     const outbox = new Outbox(options.outboxMessages, options.outboxBytes)
     const stopped = Deferred.makeUnsafe<Stop>()
     const closed = Deferred.makeUnsafe<void>()
@@ -88,10 +231,19 @@ export const handleConnection = (
       },
       closed: Deferred.await(closed)
     }
-    const unregister = options.register(client)
+    const unregister = admission.register(client)
     yield* Effect.addFinalizer(() => Effect.sync(unregister))
 
+    // The reader first: a Node socket's writer waits until the reader is acquired. A client that
+    // reset the connection before this leaves no reader, but what it sent is still to be run.
+    const reader = yield* Effect.result(Socket.readerBytes(socket))
+    const pull = Result.isSuccess(reader) ? reader.success : Effect.fail(reader.failure)
+    if (Result.isFailure(reader)) outbox.close()
+    const writerScope = yield* Scope.fork(scope)
+    const writer = yield* Scope.provide(socket.writer, writerScope)
+
     const writeLoop: Effect.Effect<void, Socket.SocketError> = Effect.gen(function*() {
+      yield* afterFirstRead
       while (true) {
         const lines = yield* outbox.take
         if (lines === undefined) return
@@ -107,22 +259,63 @@ export const handleConnection = (
         negotiated = true
       }
     })
+    // Timed from before the greeting is queued: a client that has the greeting is being timed.
+    const negotiationExpired = Deferred.makeUnsafe<Refusal>()
+    yield* Effect.forkIn(
+      Effect.andThen(
+        Effect.sleep(options.negotiationTimeout),
+        Effect.sync(() => {
+          if (!negotiated) Deferred.doneUnsafe(negotiationExpired, Exit.succeed(negotiationTimedOut(options.negotiationTimeout)))
+        })
+      ),
+      scope,
+      { startImmediately: true }
+    )
     send(greetingLine(options.version))
 
-    const scanner = new MessageScanner(options.maxLineBytes)
+    const scanner = new MessageScanner(options.maxLineBytes, maxNesting, options.inputBudget)
+    yield* Effect.addFinalizer(() => Effect.sync(() => scanner.discard()))
+    const partialTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.partialMessageTimeout))
+    /** When the last bytes came: an unfinished message times out `partialTimeout` after them. */
+    let lastInput = clock.currentTimeMillisUnsafe()
+    let firstMessage = true
+
+    /** The next chunks; `None` when an unfinished message got no new byte in time. */
+    const nextInput = Effect.suspend(() => {
+      if (!scanner.unfinished) return Effect.asSome(pull)
+      // Bytes that came while a command ran are taken at once, however late.
+      return Effect.timeoutOption(pull, Math.max(0, lastInput + partialTimeout - clock.currentTimeMillisUnsafe()))
+    })
+
     const readLoop: Effect.Effect<ReadEnd> = Effect.gen(function*() {
       while (true) {
-        const exit = yield* Effect.exit(pull)
-        const frames = Exit.isSuccess(exit) ? exit.value.flatMap((chunk) => scanner.push(chunk)) : scanner.end()
+        const input = yield* Effect.exit(nextInput)
+        let end: ReadEnd | undefined = undefined
+        let chunks: ReadonlyArray<Uint8Array>
+        if (Exit.isSuccess(input)) {
+          if (Option.isNone(input.value)) return partialTimedOut(options.partialMessageTimeout)
+          chunks = input.value.value
+          lastInput = clock.currentTimeMillisUnsafe()
+        } else {
+          end = closedCleanly(input.cause) ? { _tag: "Eof" } : { _tag: "Reset" }
+          // The client is gone: its replies can no longer be written, but what it sent still runs.
+          if (end._tag === "Reset") outbox.close()
+          chunks = unread(conn)
+        }
+        const frames = chunks.flatMap((chunk) => scanner.push(chunk))
+        if (end !== undefined) frames.push(...scanner.end())
         for (const frame of frames) {
-          if (frame._tag === "TooLong") {
-            send(errorLine(tooLong(options.maxLineBytes), headId(frame.head)))
-            return "too-long"
+          if (firstMessage) {
+            firstMessage = false
+            // QMP begins with `{`: this is a web page's request (or another protocol), not a client.
+            if (frame._tag === "Message" && looksLikeHttpRequest(frame.bytes)) return { _tag: "Http" }
           }
+          if (frame._tag === "TooLong") return tooLong(options.maxLineBytes, frame.head)
+          if (frame._tag === "OverBudget") return overBudget(options.inputBudget.limit)
           if (frame._tag === "TooDeep") send(errorLine(nestingTooDeep(), undefined))
           else yield* session.handleLine(frame.bytes)
         }
-        if (Exit.isFailure(exit)) return "eof"
+        if (end !== undefined) return end
       }
     })
 
@@ -135,36 +328,55 @@ export const handleConnection = (
       return true
     })
 
-    const destroy = Effect.ignore(writer.write(new Socket.CloseEvent(1000)))
-    const ended: ReadEnd | Stop = yield* Effect.raceFirst(
-      Effect.map(readLoop, (end): ReadEnd | Stop => end),
-      Deferred.await(stopped)
-    )
-    if (ended === "eof") {
-      if (!(yield* flushAndEnd)) yield* destroy
-    } else if (ended === "too-long") {
-      if (!(yield* flushAndEnd)) return yield* destroy
-      // Read on (discarding) until the client closes, so that it gets the reply and a clean close.
-      // (At most `discardLimit` bytes, for at most the flush timeout.)
-      let discarded = 0
-      const discard = Effect.ignore(Effect.gen(function*() {
-        while (discarded <= options.discardLimit) {
-          const chunks = yield* pull
-          for (const chunk of chunks) discarded += chunk.length
-        }
-      }))
-      yield* Effect.raceFirst(
-        Effect.timeoutOption(discard, options.flushTimeout),
-        Effect.asVoid(Deferred.await(stopped))
-      )
-      yield* destroy
-    } else if (ended._tag === "Shutdown") {
-      if (!(yield* flushAndEnd)) yield* destroy
-    } else {
-      outbox.close()
-      yield* destroy
-      unregister()
-      yield* Effect.logWarning(`QMP client ${peer} disconnected: ${ended.why}`)
+    // Without a reader, the socket's writer would wait forever: the socket is destroyed directly.
+    const destroy = Result.isSuccess(reader) || conn === undefined
+      ? Effect.ignore(writer.write(new Socket.CloseEvent(1000)))
+      : Effect.sync(() => conn.destroy())
+    const ended: ReadEnd | Stop = yield* Effect.raceAllFirst([readLoop, Deferred.await(stopped), Deferred.await(negotiationExpired)])
+    // The connection's place is free before the client can see it closed.
+    admission.release()
+    switch (ended._tag) {
+      case "Eof":
+      case "Shutdown": {
+        if (!(yield* flushAndEnd)) yield* destroy
+        break
+      }
+      case "Reset": {
+        yield* destroy
+        break
+      }
+      case "Http": {
+        outbox.close()
+        yield* destroy
+        yield* Effect.logWarning(`QMP client ${peer} sent an HTTP request: connection closed, nothing it sent was run`)
+        break
+      }
+      case "Refuse": {
+        send(errorLine(ended.error, ended.id))
+        if (ended.limit) yield* Effect.logWarning(`QMP client ${peer} disconnected: ${ended.error.desc}`)
+        if (!(yield* flushAndEnd) || ended.limit) return yield* destroy
+        // Read on (discarding) until the client closes, so that it gets the reply and a clean close.
+        // (At most `discardLimit` bytes, for at most the flush timeout.)
+        let discarded = 0
+        const discard = Effect.ignore(Effect.gen(function*() {
+          while (discarded <= options.discardLimit) {
+            const chunks = yield* pull
+            for (const chunk of chunks) discarded += chunk.length
+          }
+        }))
+        yield* Effect.raceFirst(
+          Effect.timeoutOption(discard, options.flushTimeout),
+          Effect.asVoid(Deferred.await(stopped))
+        )
+        yield* destroy
+        break
+      }
+      case "Drop": {
+        outbox.close()
+        yield* destroy
+        unregister()
+        yield* Effect.logWarning(`QMP client ${peer} disconnected: ${ended.why}`)
+      }
     }
     outbox.close()
   }).pipe(

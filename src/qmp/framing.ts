@@ -25,6 +25,18 @@
  * nothing after it comes out; a message nested deeper than QEMU's limit is
  * reported at once, and the rest of it is read and dropped, not kept.
  *
+ * What a scanner holds between chunks — the start of a message whose end has
+ * not arrived — costs about its own size: a piece that is most of the buffer
+ * it came in is kept as it is (no copy), smaller ones are copied together
+ * into small blocks (so a message sent a byte at a time costs its bytes, not
+ * a buffer per byte). That memory may be charged to an `InputBudget` shared
+ * by every connection: once the budget is spent, the scanner reports
+ * `OverBudget` and stops, as it does for an over-long message.
+ *
+ * `looksLikeHttpRequest` tells a connection whose first message is an HTTP
+ * request line (a web page posting to the port) from QMP, which always
+ * begins with `{`.
+ *
  * `LineSplitter` is the plain newline framing of what the server writes (one
  * JSON object per line), for the client.
  */
@@ -42,8 +54,54 @@ export type MessageFrame =
   | { readonly _tag: "TooDeep" }
   /** A message over the size cap: its first `maxBytes` bytes. Nothing comes out after it. */
   | { readonly _tag: "TooLong"; readonly head: Uint8Array }
+  /** Keeping the rest of an unfinished message would overspend the budget. Nothing comes out after it. */
+  | { readonly _tag: "OverBudget" }
 
 const tooDeep: MessageFrame = { _tag: "TooDeep" }
+const overBudget: MessageFrame = { _tag: "OverBudget" }
+
+/**
+ * Bytes that the scanners of every connection may hold for unfinished
+ * messages, together. A scanner takes from it as its buffer grows and gives
+ * back when the message completes or the connection ends.
+ */
+export class InputBudget {
+  readonly limit: number
+  private used = 0
+
+  constructor(limit: number) {
+    this.limit = limit
+  }
+
+  /** Bytes held now, by every scanner. */
+  get held(): number {
+    return this.used
+  }
+
+  /** Takes `bytes` if they fit; false (and nothing taken) if they do not. */
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false
+    this.used += bytes
+    return true
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes
+  }
+}
+
+/**
+ * An HTTP request line: a method (an HTTP token), one space, a target, one
+ * space, `HTTP/` and a digit — `POST / HTTP/1.1`, `OPTIONS * HTTP/1.1`,
+ * `PRI * HTTP/2.0`. None of its characters can begin a JSON object.
+ */
+const httpRequestLine = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s]+ HTTP\/\d/
+
+/** Whether a message (the first of a connection) is an HTTP request line. */
+export const looksLikeHttpRequest = (message: Uint8Array): boolean =>
+  message[0] !== OPEN_BRACE && httpRequestLine.test(latin1.decode(message)) // an object is never decoded
+
+const latin1 = new TextDecoder("latin1")
 
 const LF = 0x0a
 const CR = 0x0d
@@ -78,9 +136,15 @@ const concat = (parts: ReadonlyArray<Uint8Array>, size: number, last: Uint8Array
   return out
 }
 
+const empty = new Uint8Array(0)
+
+/** Small pieces of an unfinished message are copied together into blocks of this size. */
+const blockBytes = 8 * 1024
+
 export class MessageScanner {
   readonly maxBytes: number
   readonly maxNesting: number
+  private readonly budget: InputBudget | undefined
   private reading: Reading = LINE_START
   /** The message went over the nesting limit: it is read to its end and dropped. */
   private dropping = false
@@ -89,25 +153,46 @@ export class MessageScanner {
   private escaped = false
   private braces = 0
   private brackets = 0
-  /** The pieces of the current message that came in earlier chunks. */
+  /** The start of the current message, as it came in earlier chunks: `size` bytes in these pieces, then `block`. */
   private parts: Array<Uint8Array> = []
   private size = 0
-  private overflowed = false
+  /** Where small pieces are copied: `block[0, blockUsed)` follows `parts`. */
+  private block: Uint8Array = empty
+  private blockUsed = 0
+  /** Bytes the kept pieces hold in memory (charged to the budget). */
+  private charged = 0
+  private stopped = false
 
-  constructor(maxBytes: number = maxLineBytes, nesting: number = maxNesting) {
+  constructor(maxBytes: number = maxLineBytes, nesting: number = maxNesting, budget?: InputBudget) {
     this.maxBytes = maxBytes
     this.maxNesting = nesting
+    this.budget = budget
   }
 
-  /** Whether a message went over the size cap (nothing more comes out). */
+  /** Whether a message went over the size cap or the budget (nothing more comes out). */
   get failed(): boolean {
-    return this.overflowed
+    return this.stopped
+  }
+
+  /** Whether a message has begun and not ended. */
+  get unfinished(): boolean {
+    return this.reading < LINE_START
+  }
+
+  /** Bytes held in memory for the unfinished message (what is charged to the budget). */
+  get heldBytes(): number {
+    return this.charged
+  }
+
+  /** How many buffers the unfinished message is kept in. */
+  get heldPieces(): number {
+    return this.parts.length + (this.blockUsed > 0 ? 1 : 0)
   }
 
   /** The frames completed by `chunk`, in order. */
   push(chunk: Uint8Array): Array<MessageFrame> {
     const frames: Array<MessageFrame> = []
-    if (this.overflowed) return frames
+    if (this.stopped) return frames
     // The state lives in locals while the loop runs, and goes back to the fields at every exit.
     let reading = this.reading
     let quote = this.quote
@@ -169,8 +254,7 @@ export class MessageScanner {
         if (braces + brackets > this.maxNesting && !this.dropping) {
           frames.push(tooDeep)
           this.dropping = true
-          this.parts = []
-          this.size = 0
+          this.release()
         }
         continue
       } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
@@ -197,14 +281,17 @@ export class MessageScanner {
     this.braces = braces
     this.brackets = brackets
     if (reading < LINE_START && !this.dropping) {
-      // The message goes on in the next chunk: keep its piece, unless that passes the cap.
+      // The message goes on in the next chunk: keep its piece, unless that passes the cap or the budget.
       const rest = chunk.subarray(start)
       if (this.size + rest.length > this.maxBytes) {
         this.overflow(frames, rest)
         return this.stop(frames)
       }
-      this.parts.push(rest)
-      this.size += rest.length
+      if (!this.keep(rest)) {
+        frames.push(overBudget)
+        this.stopped = true
+        return this.stop(frames)
+      }
     }
     return frames
   }
@@ -212,14 +299,15 @@ export class MessageScanner {
   /** The end of input: a message still open is handed over as it is. */
   end(): Array<MessageFrame> {
     const frames: Array<MessageFrame> = []
-    if (!this.overflowed && this.reading < LINE_START && !this.dropping && this.size > 0) {
-      frames.push({ _tag: "Message", bytes: concat(this.parts, this.size, new Uint8Array(0)) })
+    if (!this.stopped && this.reading < LINE_START && !this.dropping && this.size > 0) {
+      frames.push({ _tag: "Message", bytes: concat(this.pieces(), this.size, empty) })
     }
-    this.reading = LINE_START
-    this.dropping = false
-    this.parts = []
-    this.size = 0
-    return frames
+    return this.stop(frames)
+  }
+
+  /** Drops what is held (the connection is gone), giving it back to the budget. */
+  discard(): void {
+    this.stop([])
   }
 
   /** Hands over the message ending at `end` in `chunk`; false when it is over the cap. */
@@ -229,23 +317,76 @@ export class MessageScanner {
       this.overflow(frames, last)
       return false
     }
-    frames.push({ _tag: "Message", bytes: concat(this.parts, this.size, last) })
-    this.parts = []
-    this.size = 0
+    frames.push({ _tag: "Message", bytes: concat(this.pieces(), this.size, last) })
+    this.release()
     return true
   }
 
   private overflow(frames: Array<MessageFrame>, last: Uint8Array): void {
-    const head = concat(this.parts, this.size, last.subarray(0, this.maxBytes - this.size))
+    const head = concat(this.pieces(), this.size, last.subarray(0, this.maxBytes - this.size))
     frames.push({ _tag: "TooLong", head })
-    this.overflowed = true
+    this.stopped = true
+  }
+
+  /** The pieces of the unfinished message, in order. */
+  private pieces(): ReadonlyArray<Uint8Array> {
+    return this.blockUsed === 0 ? this.parts : [...this.parts, this.block.subarray(0, this.blockUsed)]
+  }
+
+  /**
+   * Keeps a piece of the unfinished message, charging what it holds in
+   * memory to the budget; false if the budget cannot pay for it.
+   */
+  private keep(piece: Uint8Array): boolean {
+    if (piece.length >= blockBytes) {
+      // Kept as it is if it is most of its buffer; else copied, so that it does not keep the rest alive.
+      const own = 2 * piece.length >= piece.buffer.byteLength
+      if (!this.charge(own ? piece.buffer.byteLength : piece.length)) return false
+      this.sealBlock()
+      this.parts.push(own ? piece : piece.slice())
+    } else {
+      // Into the current block, and what does not fit into a new one.
+      const fits = Math.min(piece.length, this.block.length - this.blockUsed)
+      if (fits < piece.length && !this.charge(blockBytes)) return false
+      this.block.set(piece.subarray(0, fits), this.blockUsed)
+      this.blockUsed += fits
+      if (fits < piece.length) {
+        this.sealBlock()
+        this.block = new Uint8Array(blockBytes)
+        this.block.set(piece.subarray(fits))
+        this.blockUsed = piece.length - fits
+      }
+    }
+    this.size += piece.length
+    return true
+  }
+
+  private charge(bytes: number): boolean {
+    if (this.budget !== undefined && !this.budget.take(bytes)) return false
+    this.charged += bytes
+    return true
+  }
+
+  /** The current block becomes a piece like the others. */
+  private sealBlock(): void {
+    if (this.blockUsed > 0) this.parts.push(this.block.subarray(0, this.blockUsed))
+    this.block = empty
+    this.blockUsed = 0
+  }
+
+  private release(): void {
+    this.budget?.give(this.charged)
+    this.charged = 0
+    this.parts = []
+    this.size = 0
+    this.block = empty
+    this.blockUsed = 0
   }
 
   private stop(frames: Array<MessageFrame>): Array<MessageFrame> {
     this.reading = LINE_START
     this.dropping = false
-    this.parts = []
-    this.size = 0
+    this.release()
     return frames
   }
 }

@@ -19,6 +19,14 @@
  * waited for until it has concluded and been dismissed, its events reaching
  * the clients; then `quit` gets its reply, queued lines are written,
  * connections are closed and the socket file is removed.
+ *
+ * What clients may cost is bounded: at most `maxConnections` at once (one
+ * more gets an error line and is closed); a client must negotiate within the
+ * negotiation timeout; the unfinished messages of all clients together hold
+ * at most `partialMessageBudget` bytes, and one that gets no new byte for the
+ * partial-message timeout ends its connection. When file descriptors run
+ * out, Node's listener closes the connections it cannot take (its accept
+ * errors are swallowed) and keeps accepting: the server stalls no client.
  */
 import {
   Clock,
@@ -35,20 +43,22 @@ import {
   Stream
 } from "effect"
 import { type Drain, drainOf, drainQueue } from "../internal/eventHub.ts"
+import { connectionOpenedUnsafe } from "../observability/metrics.ts"
 import type { EventsOverflow } from "../JobError.ts"
 import { Jobs } from "../Jobs.ts"
 import type { ShutdownReason } from "./command.ts"
 import { commandTable } from "./commands/index.ts"
-import { type Client, handleConnection } from "./connection.ts"
+import { type Admission, type Client, handleConnection } from "./connection.ts"
+import { GenericError } from "./errors.ts"
 import { defaultBlockJobTypes, toQmpEvent } from "./events.ts"
-import { maxLineBytes } from "./framing.ts"
+import { InputBudget, maxLineBytes } from "./framing.ts"
 import { type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
 import { eventLine, timestampFromNanos, version } from "./wire.ts"
 
 export interface ServerOptions {
   /** The Unix socket's path (default `./effect-jobs.sock`); `false` for none. */
   readonly socket?: string | false | undefined
-  /** A TCP listener too (host 127.0.0.1 unless given; other hosts need `allowRemote`). */
+  /** A TCP listener too (host 127.0.0.1 unless given; other hosts need `allowRemote` and mutual `tls`). */
   readonly tcp?: TcpOptions | undefined
   /** Job types that `block-job-*`, `query-block-jobs` and `BLOCK_JOB_*` events cover (default backup, mirror, commit, stream). */
   readonly blockJobTypes?: ReadonlyArray<string> | undefined
@@ -62,11 +72,23 @@ export interface ServerOptions {
   readonly eventBuffer?: number | undefined
   /** How long a closing connection may take to write what is queued (default 2 s). */
   readonly flushTimeout?: Duration.Input | undefined
+  /** Clients connected at once (default 256); one more gets an error line and is closed. */
+  readonly maxConnections?: number | undefined
+  /** How long a client may take to send `qmp_capabilities` (default 10 s). */
+  readonly negotiationTimeout?: Duration.Input | undefined
+  /** How long an unfinished message may go without a new byte (default 30 s). */
+  readonly partialMessageTimeout?: Duration.Input | undefined
+  /** Bytes that the unfinished messages of all clients may hold together (default 32 MiB). */
+  readonly partialMessageBudget?: number | undefined
   /** Runs when shutting down begins: after `SHUTDOWN` is sent, before the jobs are cancelled. */
   readonly onShutdown?: ((reason: ShutdownReason) => Effect.Effect<void>) | undefined
 }
 
 export const defaultSocketPath = "./effect-jobs.sock"
+
+export const defaultMaxConnections = 256
+
+export const defaultPartialMessageBudget = 16 * 1024 * 1024
 
 export interface QmpServerShape {
   /** Where the server listens (the TCP port as bound). */
@@ -91,6 +113,7 @@ export const make = (
     const jobs = yield* Jobs
     const clock = yield* Clock.Clock
     const scope = yield* Effect.scope
+    const context = yield* Effect.context<never>()
     const blockJobTypes = new Set(options.blockJobTypes ?? defaultBlockJobTypes)
     const clients = new Set<Client>()
     const shutdownRequested = yield* Deferred.make<ShutdownReason>()
@@ -246,6 +269,45 @@ export const make = (
     if (socketPath !== false) listeners.push(yield* Scope.provide(listenUnix(socketPath), serverScope))
     if (options.tcp !== undefined) listeners.push(yield* Scope.provide(listenTcp(options.tcp), serverScope))
 
+    // ---- admission: a place for every connection being served, up to the limit
+    const maxConnections = options.maxConnections ?? defaultMaxConnections
+    const tooMany = new GenericError({ desc: `Too many connections (limit ${maxConnections})` })
+    /** Connections holding a place: given back as a connection begins to close. */
+    let placesTaken = 0
+    /** Whether a client was turned away since the last one was admitted (one log line per burst). */
+    let turningAway = false
+    const admit = (): Admission => {
+      if (placesTaken >= maxConnections) {
+        const log = !turningAway
+        turningAway = true
+        return { _tag: "Refused", error: tooMany, log }
+      }
+      turningAway = false
+      placesTaken++
+      let placed = true
+      const release = () => {
+        if (placed) placesTaken--
+        placed = false
+      }
+      return {
+        _tag: "Admitted",
+        release,
+        register: (client) => {
+          clients.add(client)
+          const closed = connectionOpenedUnsafe(context, "qmp")
+          let registered = true
+          // Idempotent: a dropped connection unregisters at once, and again as it ends.
+          return () => {
+            if (!registered) return
+            registered = false
+            release()
+            clients.delete(client)
+            closed()
+          }
+        }
+      }
+    }
+
     const connectionOptions = {
       jobs,
       commands: commandTable,
@@ -260,12 +322,10 @@ export const make = (
       outboxBytes: options.outgoingBytes ?? 8 * 1024 * 1024,
       flushTimeout: options.flushTimeout ?? Duration.seconds(2),
       discardLimit: 64 * 1024 * 1024,
-      register: (client: Client) => {
-        clients.add(client)
-        return () => {
-          clients.delete(client)
-        }
-      }
+      negotiationTimeout: options.negotiationTimeout ?? Duration.seconds(10),
+      partialMessageTimeout: options.partialMessageTimeout ?? Duration.seconds(30),
+      inputBudget: new InputBudget(options.partialMessageBudget ?? defaultPartialMessageBudget),
+      admit
     }
     for (const listener of listeners) {
       yield* Effect.forkIn(

@@ -15,9 +15,13 @@
  *
  * Every reply is queued only after every engine event published so far has
  * gone to the clients: the events a command causes reach them before its reply.
+ *
+ * When a tracer is installed, each command runs in a span `qmp <command>`
+ * (a job it creates links its own span to it).
  */
 import { Cause, Effect, Exit } from "effect"
 import type { JobsService } from "../Jobs.ts"
+import { withSpanWhenTracing } from "../observability/tracing.ts"
 import type { Command, CommandContext, ShutdownReason } from "./command.ts"
 import { commandNotFound, expectingNegotiation, GenericError } from "./errors.ts"
 import { parseLine } from "./request.ts"
@@ -79,7 +83,11 @@ export const makeSession = (options: SessionOptions): Session => {
   }
 
   const run = (command: Command, args: unknown) =>
-    options.runCommand(Effect.uninterruptible(command.execute(args, context)))
+    options.runCommand(Effect.uninterruptible(withSpanWhenTracing(command.execute(args, context), `qmp ${command.name}`, {
+      kind: "server",
+      attributes: { "rpc.system": "qmp", "rpc.method": command.name },
+      captureStackTrace: false
+    })))
 
   /** Queues a reply after every event published so far. */
   const reply = (line: string) => options.flushEvents(() => options.send(line))

@@ -6,8 +6,13 @@
  *   socket file left by a dead server is replaced; one with a live server
  *   behind it is refused, as is a path that is not a socket. On close the
  *   socket file is removed (if it is still ours).
- * - TCP: loopback by default; any other address must be allowed explicitly
- *   and is logged as a warning (QMP has no authentication).
+ * - TCP: loopback by default. QMP itself has no authentication, so any other
+ *   address must be allowed explicitly and needs mutual TLS: the server shows
+ *   its certificate and accepts only clients whose certificate a given CA
+ *   signed (as QEMU's `tls-creds-x509` with `verify-peer=on`). TLS may be
+ *   used on loopback too. A client is handed to the server only once its
+ *   handshake has succeeded: one without a valid certificate is dropped
+ *   before the greeting and never counts as a client.
  *
  * Both accept half-closed connections, so a client may send its commands,
  * close its side, and still read every reply.
@@ -17,7 +22,10 @@ import { Effect, FileSystem, Option, Path, Result, Schema, type Scope } from "ef
 import * as NetAddress from "effect/net/NetAddress"
 import type * as Socket from "effect/socket/Socket"
 import type * as SocketServer from "effect/socket/SocketServer"
+import { Buffer } from "node:buffer"
+import { X509Certificate } from "node:crypto"
 import * as Net from "node:net"
+import * as Tls from "node:tls"
 
 /**
  * The server could not start listening.
@@ -49,6 +57,14 @@ const describe = (cause: unknown): string => {
   return inner instanceof Error ? inner.message : String(inner)
 }
 
+/** The subject of a TLS client's certificate, for logs: `CN=operator`. */
+const certificateSubject = (conn: Net.Socket): string | undefined => {
+  if (!(conn instanceof Tls.TLSSocket)) return undefined
+  const subject = conn.getPeerCertificate().subject as Record<string, string | ReadonlyArray<string>> | undefined
+  if (subject === undefined) return undefined
+  return Object.entries(subject).map(([key, value]) => `${key}=${Array.isArray(value) ? value.join("+") : value}`).join(",")
+}
+
 const fromSocketServer = (server: SocketServer.SocketServer["Service"], address: ListenAddress): Listener => {
   let connections = 0
   return {
@@ -60,7 +76,10 @@ const fromSocketServer = (server: SocketServer.SocketServer["Service"], address:
           const remote = Option.isSome(conn) && conn.value.remoteAddress !== undefined
             ? `${conn.value.remoteAddress}:${conn.value.remotePort}`
             : `#${n}`
-          return handler(socket, `${formatAddress(address)} ${remote}`)
+          // A TLS server is made without half-open connections (see listenTcp); each secured one allows them.
+          if (Option.isSome(conn) && conn.value instanceof Tls.TLSSocket) conn.value.allowHalfOpen = true
+          const subject = Option.isSome(conn) ? certificateSubject(conn.value) : undefined
+          return handler(socket, `${formatAddress(address)} ${remote}${subject === undefined ? "" : ` (${subject})`}`)
         })
       ).pipe(Effect.mapError((e) => new QmpServerError({ reason: `QMP server failed: ${describe(e.reason)}` })))
   }
@@ -138,13 +157,26 @@ export const listenUnix = (
     return fromSocketServer(server, { _tag: "Unix", path: target })
   })
 
+/**
+ * Mutual TLS for a TCP listener, in PEM: the server's certificate (with the
+ * chain up to the CA, if any) and its private key, and the CA certificate(s)
+ * that a client's certificate must be signed by.
+ */
+export interface TlsServerOptions {
+  readonly cert: string | Uint8Array
+  readonly key: string | Uint8Array
+  readonly ca: string | Uint8Array
+}
+
 export interface TcpOptions {
   /** Default 127.0.0.1. */
   readonly host?: string | undefined
   /** 0 picks a free port. */
   readonly port: number
-  /** Needed to listen on anything but a loopback address. */
+  /** Needed, with `tls`, to listen on anything but a loopback address. */
   readonly allowRemote?: boolean | undefined
+  /** Mutual TLS: needed on a non-loopback address, optional on loopback. */
+  readonly tls?: TlsServerOptions | undefined
 }
 
 export const isLoopback = (host: string): boolean => {
@@ -153,26 +185,78 @@ export const isLoopback = (host: string): boolean => {
   return Result.isSuccess(ip) && NetAddress.isLoopback(ip.success)
 }
 
-/** Listens on TCP (loopback unless `allowRemote`). */
+/**
+ * How long a TLS client has to complete its handshake (Node's default is two
+ * minutes): until then it holds a connection but is no client yet, so the
+ * server's own limits do not apply to it.
+ */
+export const tlsHandshakeMillis = 10_000
+
+/** PEM text as Node's TLS options take it. */
+export const pemOf = (value: string | Uint8Array): string | Buffer =>
+  typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+
+/**
+ * Node's TLS options for a server that requires a client certificate signed
+ * by `ca`; fails if the credentials cannot be used (checked now, so that a bad
+ * file is reported as it starts rather than by every handshake).
+ */
+const tlsServerOptions = (tls: TlsServerOptions): Effect.Effect<Tls.TlsOptions, QmpServerError> =>
+  Effect.try({
+    try: () => {
+      // Node accepts a CA text with no certificate in it, and would then refuse every client.
+      new X509Certificate(pemOf(tls.ca))
+      const options = {
+        cert: pemOf(tls.cert),
+        key: pemOf(tls.key),
+        ca: pemOf(tls.ca),
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+        handshakeTimeout: tlsHandshakeMillis
+      } as const
+      Tls.createSecureContext(options) // a missing or mismatched key, or a bad certificate, throws here
+      return options
+    },
+    catch: (cause) => new QmpServerError({ reason: `Cannot use the TLS credentials: ${describe(cause)}` })
+  })
+
+/**
+ * Listens on TCP: loopback, or any address with `allowRemote` and `tls`. With
+ * `tls`, a connection reaches the handler only after a handshake in which the
+ * client showed a certificate signed by the CA.
+ */
 export const listenTcp = (options: TcpOptions): Effect.Effect<Listener, QmpServerError, Scope.Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     if (!isLoopback(host)) {
+      if (options.tls === undefined) {
+        return yield* new QmpServerError({
+          reason: `Refusing to listen on ${host}: it is not a loopback address, and remote clients must ` +
+            `authenticate with mutual TLS (a server certificate and key, and the CA of the clients' certificates)`
+        })
+      }
       if (!options.allowRemote) {
         return yield* new QmpServerError({
-          reason: `Refusing to listen on ${host}: it is not a loopback address, and QMP has no authentication ` +
-            `(allow it explicitly to do so anyway)`
+          reason: `Refusing to listen on ${host}: it is not a loopback address (allow remote access explicitly to do so)`
         })
       }
       yield* Effect.logWarning(
-        `QMP server listening on non-loopback address ${host}: anyone who can reach it controls every job`
+        `QMP server listening on non-loopback address ${host}: any client with a certificate from its CA controls every job`
       )
     }
-    const server = yield* NodeSocketServer.make({ host, port: options.port, allowHalfOpen: true, noDelay: true }).pipe(
-      Effect.mapError((e) =>
-        new QmpServerError({ reason: `Cannot listen on ${host}:${options.port}: ${describe(e.reason)}` })
+    const listen = { host, port: options.port, noDelay: true }
+    const server = yield* (options.tls === undefined
+      ? NodeSocketServer.make({ ...listen, allowHalfOpen: true })
+      // Not half-open while handshaking: Node would keep a connection whose client hung up mid-handshake
+      // open until the handshake timeout, and the server could not close until then either.
+      : Effect.flatMap(tlsServerOptions(options.tls), (tls) => NodeSocketServer.makeTls({ ...listen, ...tls }))).pipe(
+        Effect.mapError((e) =>
+          e._tag === "QmpServerError"
+            ? e
+            : new QmpServerError({ reason: `Cannot listen on ${host}:${options.port}: ${describe(e.reason)}` })
+        )
       )
-    )
     const bound = server.address
     const port = bound._tag === "InetAddressV4" || bound._tag === "InetAddressV6" ? bound.port : options.port
     return fromSocketServer(server, { _tag: "Tcp", host, port })
