@@ -5,9 +5,11 @@
  * - after the outcome is decided (`commit`, `abort`, `clean`, `free`): the failure
  *   is logged and kept as the job's error if it has none, and the job still concludes.
  * A defect counts as a failure everywhere; nothing a driver does takes the engine down.
+ * Each runs in a child span of the job's span when the engine traces.
  * @internal
  */
 import { Cause, Effect } from "effect"
+import { traceCallback } from "../observability/tracing.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
 
 export interface CallbackFailedCause {
@@ -32,7 +34,7 @@ export const failJob = (job: JobRecord, callback: string, cause: Cause.Cause<unk
 
 /** Runs a callback of the job's own loop; a failure fails the job (and ends `run` with a defect). */
 export const inJobLoop = <A>(job: JobRecord, callback: string, effect: Effect.Effect<A, unknown>): Effect.Effect<A> =>
-  Effect.catchCause(effect, (cause) =>
+  Effect.catchCause(traceCallback(job, callback, effect), (cause) =>
     Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.suspend(() => {
       const failure: CallbackFailedCause = { callback, message: causeMessage(cause) }
       job.callbackFailure ??= failure
@@ -46,7 +48,7 @@ export const onBehalf = <A>(
   effect: Effect.Effect<A, unknown>,
   fallback: A
 ): Effect.Effect<A> =>
-  Effect.catchCause(effect, (cause) =>
+  Effect.catchCause(traceCallback(job, callback, effect), (cause) =>
     Effect.sync(() => {
       failJob(job, callback, cause)
       return fallback
@@ -54,7 +56,7 @@ export const onBehalf = <A>(
 
 /** Runs a callback after the outcome is decided; a failure is logged and kept as the job's error. */
 export const afterOutcome = (job: JobRecord, callback: string, effect: Effect.Effect<void, unknown>): Effect.Effect<void> =>
-  Effect.catchCause(effect, (cause) =>
+  Effect.catchCause(traceCallback(job, callback, effect), (cause) =>
     Effect.suspend(() => {
       const message = causeMessage(cause)
       job.recordError(message)

@@ -5,6 +5,7 @@
  * @internal
  */
 import { Effect } from "effect"
+import { jobConcluding } from "../observability/metrics.ts"
 import { afterOutcome } from "./callbackFailure.ts"
 import { canceledMessage, type JobRecord } from "./jobRecord.ts"
 
@@ -67,6 +68,7 @@ const finalizeNow = (job: JobRecord): Effect.Effect<void> =>
             )
           }
         }
+        jobConcluding(job, job.engine.clock.currentTimeMillisUnsafe())
         job.transition("concluded")
         return job.autoDismiss || !job.started ? dismiss(job) : Effect.void
       })

@@ -4,7 +4,7 @@
  * job's callbacks before the job becomes visible.
  * @internal
  */
-import { Cause, type Context, Effect, Exit, Schema } from "effect"
+import { Cause, type Context, Effect, Exit, Option, Schema, Tracer } from "effect"
 import type { Job } from "../Job.ts"
 import type { JobCallbacks, JobDriver } from "../JobDriver.ts"
 import {
@@ -24,6 +24,8 @@ import {
 } from "../JobError.ts"
 import type { JobHandle } from "../JobHandle.ts"
 import type { CreateOptions } from "../Jobs.ts"
+import { jobCreated } from "../observability/metrics.ts"
+import { startJobSpan } from "../observability/tracing.ts"
 import { afterOutcome } from "./callbackFailure.ts"
 import { dismiss } from "./conclude.ts"
 import { JobHandleImpl } from "./jobHandle.ts"
@@ -99,14 +101,19 @@ export const check = (
   })
 
 export const create = (engine: EngineState, drivers: Drivers, options: CreateOptions): Effect.Effect<Job, CreateError> =>
-  Effect.flatMap(check(engine, drivers, options), ([driver, params]) => setUp(engine, options, driver, params))
+  Effect.flatMap(check(engine, drivers, options), ([driver, params]) =>
+    engine.tracing === undefined
+      ? setUp(engine, options, driver, params, Option.none())
+      // The job's span links to the span it was created in.
+      : Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (creator) => setUp(engine, options, driver, params, creator)))
 
 /** The driver builds the job's callbacks before anyone can see the job: no verb meets a half-built one. */
 const setUp = (
   engine: EngineState,
   options: CreateOptions,
   driver: RegisteredDriver,
-  params: unknown
+  params: unknown,
+  creator: Option.Option<Tracer.AnySpan>
 ): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
   const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
   const job = new JobRecord(
@@ -143,6 +150,8 @@ const setUp = (
       if (Exit.isSuccess(made)) {
         job.callbacks = made.value
         txn.join(job)
+        jobCreated(job)
+        if (engine.tracing !== undefined) startJobSpan(job, engine.tracing, creator)
         job.transition("created")
         return Effect.succeed(job)
       }

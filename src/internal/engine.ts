@@ -7,6 +7,8 @@
 import { Clock, Effect, Fiber, type Scope, Stream } from "effect"
 import type { JobInfo } from "../Job.ts"
 import type { JobsOptions, JobsService } from "../Jobs.ts"
+import * as Metrics from "../observability/metrics.ts"
+import * as Tracing from "../observability/tracing.ts"
 import { cancelJob } from "./cancel.ts"
 import { dismiss } from "./conclude.ts"
 import { check, create, type Drivers, register } from "./create.ts"
@@ -43,19 +45,41 @@ const close = (engine: EngineState): Effect.Effect<void> =>
 export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
+    // Metrics go to the registry, and spans to the tracer, of the context the engine is built in.
+    const context = yield* Effect.context<never>()
+    const metrics = Metrics.fromContext(context)
     const engine: EngineState = {
       hub: new EventHub({
         capacity: options.eventBuffer ?? 4096,
         retained: options.retainedEvents ?? 10_000,
-        now: () => clock.currentTimeMillisUnsafe()
+        now: () => clock.currentTimeMillisUnsafe(),
+        onOverflow: () => {
+          metrics.eventOverflows.value++
+        }
       }),
       jobs: new Set(),
       byId: new Map(),
       fibers: new Set(),
-      closing: false
+      closing: false,
+      clock,
+      metrics,
+      tracing: Tracing.fromContext(context)
     }
     const drivers: Drivers = new Map()
-    yield* Effect.addFinalizer(() => close(engine))
+    metrics.engines.add(engine)
+    yield* Effect.addFinalizer(() =>
+      Effect.ensuring(close(engine), Effect.sync(() => metrics.engines.delete(engine)))
+    )
+    const counted = (verb: string) => Metrics.verbCounter(metrics, verb)
+    const countStart = counted("start")
+    const countPause = counted("pause")
+    const countResume = counted("resume")
+    const countCancel = counted("cancel")
+    const countComplete = counted("complete")
+    const countFinalize = counted("finalize")
+    const countDismiss = counted("dismiss")
+    const countSetSpeed = counted("set-speed")
+    const countChange = counted("change")
 
     const createJob = (createOptions: Parameters<JobsService["create"]>[0]) => create(engine, drivers, createOptions)
     const subscribe = ((subscribeOptions?: { readonly capacity?: number | undefined; readonly since?: number | undefined }) =>
@@ -70,23 +94,23 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       register: (driver) => register(drivers, driver),
       validate: (createOptions) => Effect.asVoid(check(engine, drivers, createOptions)),
       create: createJob,
-      start: (ref) => verbs.start(engine, ref),
+      start: (ref) => countStart(verbs.start(engine, ref)),
       run: (createOptions) =>
         Effect.tap(createJob(createOptions), (job) =>
           // Just created: only a closing engine can refuse to start it.
-          Effect.catchTags(verbs.start(engine, job), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die })),
+          Effect.catchTags(countStart(verbs.start(engine, job)), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die })),
       get: (id) => verbs.lookup(engine, id),
       list: Effect.sync(list),
       // One synchronous step: the list is exactly the state after event `seq`.
       snapshot: Effect.sync(() => ({ seq: engine.hub.seq, jobs: list() })),
-      pause: (ref) => verbs.pause(engine, ref),
-      resume: (ref) => verbs.resume(engine, ref),
-      cancel: (ref, cancelOptions) => verbs.cancel(engine, ref, cancelOptions),
-      complete: (ref) => verbs.complete(engine, ref),
-      finalize: (ref) => verbs.finalize(engine, ref),
-      dismiss: (ref) => verbs.dismissVerb(engine, ref),
-      setSpeed: (ref, speed) => verbs.setSpeed(engine, ref, speed),
-      change: (ref, changeOptions) => verbs.change(engine, ref, changeOptions),
+      pause: (ref) => countPause(verbs.pause(engine, ref)),
+      resume: (ref) => countResume(verbs.resume(engine, ref)),
+      cancel: (ref, cancelOptions) => countCancel(verbs.cancel(engine, ref, cancelOptions)),
+      complete: (ref) => countComplete(verbs.complete(engine, ref)),
+      finalize: (ref) => countFinalize(verbs.finalize(engine, ref)),
+      dismiss: (ref) => countDismiss(verbs.dismissVerb(engine, ref)),
+      setSpeed: (ref, speed) => countSetSpeed(verbs.setSpeed(engine, ref, speed)),
+      change: (ref, changeOptions) => countChange(verbs.change(engine, ref, changeOptions)),
       hold: (ref, reason) => verbs.hold(engine, ref, reason),
       enter: (ref) => verbs.enter(engine, ref),
       cancelSync: (ref, cancelOptions) => verbs.cancelSync(engine, ref, cancelOptions),

@@ -105,6 +105,8 @@ export interface EventHubOptions {
   readonly retained: number
   /** The engine's clock, in milliseconds. */
   readonly now: () => number
+  /** Called when a subscriber is cut off for falling behind (for the metrics). */
+  readonly onOverflow?: (() => void) | undefined
 }
 
 export class EventHub {
@@ -119,10 +121,12 @@ export class EventHub {
   readonly defaultCapacity: number
   readonly retained: number
   private readonly now: () => number
+  private readonly onOverflow: (() => void) | undefined
   constructor(options: EventHubOptions) {
     this.defaultCapacity = options.capacity
     this.retained = Math.max(0, Math.floor(options.retained))
     this.now = options.now
+    this.onOverflow = options.onOverflow
   }
 
   /** Whether anyone listens, or the log keeps events: lets the engine skip building events nobody reads. */
@@ -159,6 +163,7 @@ export class EventHub {
         this.subscribers.delete(subscriber)
         Queue.failCauseUnsafe(queue, Cause.fail(new EventsOverflow({ capacity: queue.capacity })))
         this.forget(subscriber)
+        this.onOverflow?.()
       }
     }
   }

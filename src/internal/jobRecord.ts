@@ -5,7 +5,7 @@
  * is the engine's lock. Driver callbacks run between such steps, never inside.
  * @internal
  */
-import { Cause, Deferred, Effect, Exit, Fiber, MutableRef, Ref } from "effect"
+import { Cause, type Clock, Deferred, Effect, Exit, Fiber, MutableRef, Ref, type Tracer } from "effect"
 import type { CallbackFailedCause } from "./callbackFailure.ts"
 import type { Job, JobOutcome } from "../Job.ts"
 import type { JobCallbacks } from "../JobDriver.ts"
@@ -13,6 +13,8 @@ import { StatusNotReached } from "../JobError.ts"
 import type { Unstamped } from "../JobEvent.ts"
 import type { JobHandle } from "../JobHandle.ts"
 import * as JobStatus from "../JobStatus.ts"
+import type { JobMetrics } from "../observability/metrics.ts"
+import { type JobTracing, statusChanged } from "../observability/tracing.ts"
 import type { EventHub } from "./eventHub.ts"
 import type { TxnState } from "./txnState.ts"
 
@@ -26,6 +28,12 @@ export interface EngineState {
   /** Job fibers still running, so the engine can wait for them when it closes. */
   readonly fibers: Set<Fiber.Fiber<unknown, unknown>>
   closing: boolean
+  /** The engine's clock (a job's start time, for its duration). */
+  readonly clock: Clock.Clock
+  /** The metric series the engine counts into. */
+  readonly metrics: JobMetrics
+  /** The tracer jobs get spans from; `undefined` when none records spans. */
+  readonly tracing: JobTracing | undefined
 }
 
 interface StatusWaiter {
@@ -98,6 +106,10 @@ export class JobRecord implements Job {
   private cancelsInFlight = 0
   private cancelsDone: Deferred.Deferred<void> | undefined = undefined
   handle: JobHandle | undefined = undefined
+  /** When it started, on the engine's clock (milliseconds). */
+  startedAt = 0
+  /** The job's span, from creation until CONCLUDED, when the engine traces. */
+  span: Tracer.Span | undefined = undefined
   private statusWaiters: Set<StatusWaiter> | undefined = undefined
   private completedWaiters: Set<(exit: Exit.Exit<void>) => void> | undefined = undefined
   private concludedWaiters: Set<(exit: Exit.Exit<JobOutcome>) => void> | undefined = undefined
@@ -190,6 +202,7 @@ export class JobRecord implements Job {
       throw new Error(`effect-jobs: illegal status change ${from} -> ${to} for job '${this.label}'`)
     }
     this.status = to
+    if (this.span !== undefined && from !== to) statusChanged(this, this.span, from, to)
     if (from !== to && !this.internal && this.engine.hub.active) {
       this.engine.hub.publish({ _tag: "StatusChange", id: this.id!, status: to })
       if (then !== undefined) this.engine.hub.publish(then(this.id!))

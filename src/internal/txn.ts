@@ -21,6 +21,7 @@
  * @internal
  */
 import { Effect, Exit } from "effect"
+import { traceCallback } from "../observability/tracing.ts"
 import { markCancelled, requestCancel } from "./cancelRequest.ts"
 import { finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
@@ -172,7 +173,7 @@ const prepareAll = (txn: TxnState, members: ReadonlyArray<JobRecord>): Effect.Ef
       // A snapshot is enough here: the commit decision re-reads the phase in a transaction.
       if (txn.currentPhase !== "finalizing") break
       if (!needsPrepare(member)) continue
-      const exit = yield* Effect.exit(member.callbacks!.prepare!)
+      const exit = yield* Effect.exit(traceCallback(member, "prepare", member.callbacks!.prepare!))
       if (Exit.isFailure(exit)) {
         member.recordError(causeMessage(exit.cause))
         return yield* commitOrAbort(txn, members, member)

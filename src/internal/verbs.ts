@@ -31,6 +31,7 @@ import {
 import type { JobRef } from "../Jobs.ts"
 import type { JobStatus } from "../JobStatus.ts"
 import * as JobVerb from "../JobVerb.ts"
+import { traceCallback } from "../observability/tracing.ts"
 import { cancelJob } from "./cancel.ts"
 import { liftUserPause } from "./cancelRequest.ts"
 import { dismiss } from "./conclude.ts"
@@ -95,12 +96,13 @@ export const start = (engine: EngineState, ref: JobRef) =>
       return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))
     }
     job.started = true
+    job.startedAt = job.engine.clock.currentTimeMillisUnsafe()
     job.pauseCount = job.pauseCount - 1
     job.busy = true
     job.paused = false
     job.transition("running")
     // A force cancel may arrive between the move to RUNNING and the fiber's first step.
-    const run = Effect.andThen(job.handle!.pausePoint, job.callbacks!.run)
+    const run = Effect.andThen(job.handle!.pausePoint, traceCallback(job, "run", job.callbacks!.run))
     const body = Effect.suspend(() => (job.isCancelled ? Effect.interrupt : run))
     return Effect.asVoid(Effect.forkDetach(
       Effect.withFiber((fiber) => {
@@ -140,7 +142,7 @@ export const cancel = (engine: EngineState, ref: JobRef, options?: { readonly fo
 const completeAct = (job: JobRecord): Effect.Effect<void, CannotComplete | CallbackFailed> => {
   const callback = job.callbacks?.complete
   if (job.cancelRequested || callback === undefined) return Effect.fail(new CannotComplete({ id: job.label }))
-  return Effect.catchCause(callback, callbackFailed(job, "complete"))
+  return Effect.catchCause(traceCallback(job, "complete", callback), callbackFailed(job, "complete"))
 }
 
 export const complete = (engine: EngineState, ref: JobRef) => withVerb(engine, ref, "complete", completeAct)
@@ -163,14 +165,14 @@ export const setSpeed = (engine: EngineState, ref: JobRef, speed: number) =>
     })
     return callback === undefined
       ? record
-      : Effect.andThen(Effect.catchCause(callback(speed), callbackFailed(job, "setSpeed")), record)
+      : Effect.andThen(Effect.catchCause(traceCallback(job, "setSpeed", callback(speed)), callbackFailed(job, "setSpeed")), record)
   })
 
 export const change = (engine: EngineState, ref: JobRef, options: unknown) =>
   withVerb(engine, ref, "change", (job): Effect.Effect<void, ChangeNotSupported | CallbackFailed> => {
     const callback = job.callbacks?.change
     if (callback === undefined) return Effect.fail(new ChangeNotSupported({ id: job.label }))
-    return Effect.catchCause(callback(options), callbackFailed(job, "change"))
+    return Effect.catchCause(traceCallback(job, "change", callback(options)), callbackFailed(job, "change"))
   })
 
 /** A pause request held for the scope's lifetime. */
