@@ -5,6 +5,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Http from "./Http.ts"
+/** @since 0.1.0 */
 export * as Job from "./Job.ts"
 /** @since 0.1.0 */
 export * as JobDriver from "./JobDriver.ts"
