@@ -3,16 +3,18 @@
  * goes to stderr): every figure with its baseline measured in the same process,
  * and their ratio.
  *
- *   node bench/run.ts           full run (about two minutes on two cores; the file
- *                               drivers need 2 GiB free under os.tmpdir())
+ *   node bench/run.ts           full run (about two and a half minutes on two cores; the
+ *                               file drivers need 2 GiB free under os.tmpdir())
  *   node bench/run.ts --quick   a tenth of the work, to check that it runs
  */
 import { Effect } from "effect"
 import { createRequire } from "node:module"
 import { arch, cpus, loadavg, platform } from "node:os"
+import { connectionLimits } from "./connectionLimits.ts"
 import { lifecycle } from "./lifecycle.ts"
 import { latency } from "./latency.ts"
 import { fileDrivers } from "./fileDrivers.ts"
+import { httpApi } from "./http.ts"
 import { elapsedNs, now, progress, round } from "./measure.ts"
 import { memory } from "./memory.ts"
 import { pausePoint } from "./pausePoint.ts"
@@ -59,6 +61,17 @@ const suite = Effect.gen(function*() {
     latencySamples: scale(2_000),
     latencyWarmup: scale(200)
   })
+  const httpFigures = yield* httpApi({
+    roundTrips: scale(5_000),
+    roundTripsEach8: scale(1_500),
+    latencySamples: scale(1_000),
+    latencyWarmup: scale(100)
+  })
+  const connectionLimitFigures = yield* connectionLimits({
+    halfOpen: scale(5_000),
+    slowLine: scale(300),
+    holdSeconds: quick ? 3 : 12
+  })
   const cpu = cpus()
   return {
     suite: "effect-jobs",
@@ -78,7 +91,9 @@ const suite = Effect.gen(function*() {
     memory: memoryFigures,
     transactions: transactionFigures,
     fileDrivers: fileDriverFigures,
-    qmp: qmpFigures
+    qmp: qmpFigures,
+    http: httpFigures,
+    connectionLimits: connectionLimitFigures
   }
 })
 

@@ -10,9 +10,13 @@
  * `--help` on every command; `--version`. Bad arguments print what is wrong
  * (and where to find the usage) on stderr and exit with code 2; see exit.ts
  * for the other codes.
+ *
+ * SIGINT, SIGTERM and SIGHUP (the terminal went away) all stop a command the
+ * same way: its fiber is interrupted, so a server cancels its jobs and removes
+ * its socket, and a file job leaves its target as it was.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { NodeServices } from "@effect/platform-node"
+import { Effect, Layer, Runtime } from "effect"
 import { Argument, CliConfig, CliOutput, Command, Flag, GlobalFlag } from "effect/cli"
 import { createRequire } from "node:module"
 import { report, teardown } from "./exit.ts"
@@ -64,8 +68,8 @@ const mirrorCommand = Command.make("mirror", {
   overwrite: overwriteFlag
 }, (options) => runJob({ type: "mirror", ...options })).pipe(
   Command.withDescription(
-    "Copy SRC to DST and keep the copy in sync with SRC. Once READY, Enter (or a line on stdin) completes it: " +
-      "DST then equals SRC. Ctrl-C cancels and leaves DST as it was."
+    "Copy SRC to DST and keep the copy in sync with SRC. Once READY, Enter (a line on stdin), or the end of stdin, " +
+      "completes it: DST then equals SRC. Ctrl-C cancels and leaves DST as it was."
   ),
   Command.withExamples([
     { command: "effect-jobs mirror live.db live.db.copy", description: "Mirror, then press Enter to switch the copy in" },
@@ -86,7 +90,8 @@ const presenter: CliOutput.Presenter = {
     if (event._tag !== "InvalidInvocation") return CliOutput.defaultPresenter.present(event)
     return Effect.sync(() => {
       const messages = event.errors.map((error) => `effect-jobs: ${error.message}`).join("\n")
-      process.stderr.write(`${messages}\nRun '${event.commandPath.join(" ")} --help' for usage.\n`)
+      // As the banner and the README: `npx` finds the bin in a checkout too, where a bare name is not on the PATH.
+      process.stderr.write(`${messages}\nRun 'npx ${event.commandPath.join(" ")} --help' for usage.\n`)
     })
   }
 }
@@ -102,4 +107,23 @@ const program = Command.run(root, { version: packageVersion() }).pipe(
   Effect.provide(cliLayer)
 )
 
-NodeRuntime.runMain(program, { disableErrorReporting: true, teardown })
+const stopSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const
+
+/** `NodeRuntime.runMain`, stopped by SIGHUP too (Node's default for it would end the process on the spot). */
+const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
+  let signalled = false
+  const stop = () => {
+    signalled = true
+    fiber.interruptUnsafe(fiber.id)
+  }
+  for (const signal of stopSignals) process.on(signal, stop)
+  fiber.addObserver((exit) => {
+    for (const signal of stopSignals) process.off(signal, stop)
+    // After a signal, or with a failure, exit now; after a plain success, when nothing is left to run.
+    teardown(exit, (code) => {
+      if (signalled || code !== 0) process.exit(code)
+    })
+  })
+})
+
+runMain(program, { disableErrorReporting: true, teardown })

@@ -1,15 +1,17 @@
 /**
- * `effect-jobs qmp [--socket PATH | --tcp HOST:PORT] COMMAND [JSON-ARGS]`: one
- * QMP command. Connects, negotiates capabilities, sends the command, prints
- * the server's reply on stdout as one line of JSON (as QMP writes it; `jq`
- * formats it) and exits: 0 for a `return`, 1 for an `error` reply (whose class
- * and text also go to stderr) or when the server cannot be reached.
+ * `effect-jobs qmp [--socket PATH | --tcp HOST:PORT [--tls-cert FILE
+ * --tls-key FILE --tls-ca FILE]] COMMAND [JSON-ARGS]`: one QMP command.
+ * Connects, negotiates capabilities, sends the command, prints the server's
+ * reply on stdout as one line of JSON (as QMP writes it; `jq` formats it) and
+ * exits: 0 for a `return`, 1 for an `error` reply (whose class and text also
+ * go to stderr) or when the server cannot be reached (the message then names
+ * the address and the system's reason: ENOENT, ECONNREFUSED, EACCES, …).
  */
-import { Effect, Option } from "effect"
+import { Effect, type FileSystem, Option } from "effect"
 import { Argument, Command } from "effect/cli"
 import * as Qmp from "../Qmp.ts"
 import { parseVerbatim } from "../qmp/json.ts"
-import { clientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
+import { clientFlags, type ClientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
 import { type CommandFailed, fail } from "./exit.ts"
 
 /**
@@ -30,21 +32,20 @@ export const parseArguments = (text: string): Readonly<Record<string, unknown>> 
   return value as Record<string, unknown>
 }
 
-export interface QmpOptions {
-  readonly socket: Option.Option<string>
-  readonly tcp: Option.Option<{ readonly host: string; readonly port: number }>
+export interface QmpOptions extends ClientFlags {
   readonly command: string
   readonly arguments: Option.Option<Readonly<Record<string, unknown>>>
 }
 
-export const qmp = (options: QmpOptions): Effect.Effect<void, CommandFailed> =>
+export const qmp = (options: QmpOptions): Effect.Effect<void, CommandFailed, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const target = clientTarget(options)
+    const target = yield* clientTarget(options)
     const unreachable = (error: Qmp.QmpClientError) =>
       fail(`no reply from the QMP server at ${describeTarget(target)}: ${error.message}`)
     // `qmp_capabilities` itself is sent as the user wrote it: the connection is not negotiated first.
     const client = yield* Qmp.connect(target, { negotiate: options.command !== "qmp_capabilities" }).pipe(
-      Effect.catch(unreachable)
+      // A connection the system refused says why (ENOENT, ECONNREFUSED, EACCES, …) and where itself.
+      Effect.catch((error) => error.code === undefined ? unreachable(error) : fail(error.message))
     )
     const request = Option.isSome(options.arguments)
       ? { execute: options.command, arguments: options.arguments.value }
@@ -82,6 +83,10 @@ export const qmpCommand = Command.make("qmp", {
       command: `effect-jobs qmp backup '{"job-id": "b0", "source": "disk.img", "target": "disk.bak", "speed": 1048576}'`,
       description: "Start a backup at 1 MiB/s"
     },
-    { command: `effect-jobs qmp --tcp 127.0.0.1:4444 job-cancel '{"id": "b0"}'`, description: "Over TCP" }
+    { command: `effect-jobs qmp --tcp 127.0.0.1:4444 job-cancel '{"id": "b0"}'`, description: "Over TCP" },
+    {
+      command: "effect-jobs qmp --tcp jobs.example.com:4444 --tls-cert me.pem --tls-key me-key.pem --tls-ca ca.pem query-jobs",
+      description: "Over TCP with mutual TLS"
+    }
   ])
 )

@@ -8,7 +8,11 @@
  *   removed and the target left as it was; the exit code is 130.
  * - A mirror runs until it is completed: a line on stdin (Enter on a terminal)
  *   completes it once it is READY — at once if it already is, otherwise as soon
- *   as it gets there. Without one it keeps the target in sync with its source.
+ *   as it gets there. Until then it keeps its copy in sync with the source.
+ *   The end of stdin (Ctrl-D, a closed pipe, `</dev/null`) completes it too:
+ *   nothing could complete it later, and a mirror that is never completed
+ *   never writes its target (a signal cancels it, leaving the target as it
+ *   was).
  * - A failed job prints its error and exits with code 1.
  */
 import { Clock, Effect, type FileSystem, Layer, Option, type Path, Schedule, type Scope } from "effect"
@@ -36,21 +40,38 @@ const write = (text: string) => {
   process.stdout.write(text)
 }
 
-/** The first line typed on stdin; never, if stdin ends first. Stops reading stdin when interrupted. */
-const firstLine: Effect.Effect<void> = Effect.callback<void>((resume) => {
+/**
+ * The first line typed on stdin, or its end: which came first. Then, or when
+ * interrupted, stdin is let go of: an open pipe or terminal would keep the
+ * process alive after the job is done.
+ */
+const lineOrEnd: Effect.Effect<"line" | "end"> = Effect.callback<"line" | "end">((resume) => {
   const lines = readline.createInterface({ input: process.stdin })
-  lines.once("line", () => {
-    lines.close()
-    resume(Effect.void)
+  let done = false
+  const stop = () => {
+    done = true
+    lines.close() // emits "close": already settled
+    process.stdin.destroy()
+  }
+  const settle = (what: "line" | "end") => {
+    if (done) return
+    stop()
+    resume(Effect.succeed(what))
+  }
+  lines.once("line", () => settle("line"))
+  lines.once("close", () => settle("end"))
+  return Effect.sync(() => {
+    if (!done) stop()
   })
-  return Effect.sync(() => lines.close())
 })
 
-/** For a mirror: a line on stdin completes it once READY. */
+/** For a mirror: a line on stdin, or its end, completes it once READY. */
 const completeOnInput = (jobs: JobsService, job: Job, bar: ProgressBar): Effect.Effect<void> =>
   Effect.gen(function*() {
-    yield* firstLine
-    if (!JobStatus.isReady(job.status)) bar.note("mirror: will complete once READY")
+    const input = yield* lineOrEnd
+    if (!JobStatus.isReady(job.status)) {
+      bar.note(`mirror: ${input === "end" ? "end of input: " : ""}will complete once READY`)
+    }
     yield* Effect.ignore(jobs.awaitStatus(job, "ready"))
     if (!JobStatus.isReady(job.status)) return
     bar.note("mirror: completing — a last sync, then the copy is renamed onto the target")
@@ -65,7 +86,7 @@ const announceReady = (jobs: JobsService, job: Job, bar: ProgressBar, interactiv
       if (Option.isSome(reached)) {
         bar.note(
           `mirror: READY, the target follows the source; ${
-            interactive ? "press Enter" : "send a line on stdin"
+            interactive ? "press Enter" : "send a line on stdin (or close it)"
           } to complete, Ctrl-C to cancel`
         )
       }
@@ -87,7 +108,14 @@ const run = (options: RunJobOptions): Effect.Effect<void, CommandFailed, Jobs | 
 
     const interactive = process.stdout.isTTY === true
     const bar = new ProgressBar({ label: type, interactive, write, columns: () => process.stdout.columns })
-    const sample = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => bar.update(job.progress, job.status, now)))
+    const sample = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        // The job is dismissed as it ends (`null`): to the user it has concluded.
+        const ended = job.status === "concluded" || job.status === "null"
+        const status = ended ? "concluded" : job.status
+        // Ended well: no error, not cancelled.
+        bar.update(job.progress, status, now, ended && job.error === undefined && !job.isCancelled)
+      }))
     yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced(interactive ? interactiveTick : plainTick)), {
       startImmediately: true
     })

@@ -1,33 +1,61 @@
 /**
  * `effect-jobs serve`: the QMP server with the file drivers (`backup`,
- * `mirror`), until `quit`, SIGINT or SIGTERM.
+ * `mirror`), until `quit`, SIGINT, SIGTERM or SIGHUP.
  *
  * - Listens on `--socket PATH` and/or `--tcp HOST:PORT` (port 0 picks a free
  *   one; the line `listening on tcp:HOST:PORT` tells which). With neither, on
- *   `./effect-jobs.sock`; with `--tcp` alone, on TCP only. A non-loopback TCP
- *   address needs `--allow-remote` (QMP has no authentication).
+ *   `./effect-jobs.sock`; with `--tcp` alone, on TCP only. TCP may use
+ *   mutual TLS (`--tls-cert`, `--tls-key`, `--tls-ca`); a non-loopback
+ *   address needs it, and `--allow-remote` (QMP has no authentication).
  * - Before it listens, it finishes the commit journals a crashed process left
  *   behind and removes stale temporary copies, in every `--journal-dir DIR`
  *   (default: the current directory, where relative targets go). Each new
- *   file job also does this for its own target's directory.
+ *   file job also does this for its own target's directory. A journal it may
+ *   not act on is reported (a warning) and set aside or left alone, and the
+ *   server starts anyway; only a directory it cannot list stops it.
+ * - With `--http HOST:PORT` (a loopback address), it also serves the HTTP API
+ *   (see `http.ts`); its URL is printed (`listening on http://HOST:PORT`).
+ * - With `--otlp URL` (or `OTEL_EXPORTER_OTLP_ENDPOINT`), traces, metrics and
+ *   logs go to that OpenTelemetry collector over OTLP/HTTP; what is still
+ *   buffered is sent as the server stops.
  * - Stopping: the clients get `SHUTDOWN`, then every job is force-cancelled
  *   (no partial targets) and they get its events; then the connections
  *   close, the socket file is removed and the exit code is 0.
  */
-import { Cause, Console, Effect, Exit, type FileSystem, Layer, Option, Path } from "effect"
+import { Cause, Config, Console, Effect, Exit, type FileSystem, Layer, Option, Path } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as FileDrivers from "../drivers/layer.ts"
 import { Jobs, layer as jobsLayer } from "../Jobs.ts"
+import * as Otlp from "../observability/otlp.ts"
 import * as Qmp from "../Qmp.ts"
-import { socketFlag, tcpFlag } from "./endpoint.ts"
+import { defaultMaxConnections } from "../qmp/server.ts"
+import { readTls, remoteNeedsTls, socketFlag, tcpFlag, type TlsFlags, tlsFlags } from "./endpoint.ts"
 import { type CommandFailed, exitOnSignalWith, fail } from "./exit.ts"
+import { howToReachHttp, serveHttpFlag, startHttp, validateServeHttp } from "./http.ts"
 
-export interface ServeOptions {
+export interface ServeOptions extends TlsFlags {
   readonly socket: Option.Option<string>
   readonly tcp: Option.Option<{ readonly host: string; readonly port: number }>
   readonly allowRemote: boolean
   readonly journalDirs: ReadonlyArray<string>
+  /** Clients connected at once (default 256). */
+  readonly maxConnections?: number | undefined
+  /** The OpenTelemetry collector to export to (OTLP/HTTP). */
+  readonly otlp?: Option.Option<string> | undefined
+  /** `--http HOST:PORT`, as given (the last one counts). */
+  readonly http?: ReadonlyArray<string> | undefined
 }
+
+/** `--otlp URL`, else the `OTEL_EXPORTER_OTLP_ENDPOINT` variable, else no export. */
+export const otlpFlag = Flag.String("otlp").pipe(
+  Flag.withMetavar("URL"),
+  Flag.withDescription(
+    `Export traces, metrics and logs over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: $${Otlp.endpointVariable} if set)`
+  ),
+  Flag.withFallbackConfig(Config.String(Otlp.endpointVariable)),
+  Flag.filter((url) => /^https?:\/\/[^/]/.test(url), (url) => `an http:// or https:// URL, not '${url}'`),
+  Flag.optional
+)
 
 const versionText = `${Qmp.version.qemu.major}.${Qmp.version.qemu.minor}.${Qmp.version.qemu.micro}`
 
@@ -48,18 +76,37 @@ const recover = (directories: ReadonlyArray<string>) =>
       )
     ), { discard: true })
 
-const howToConnect = (address: Qmp.ListenAddress): ReadonlyArray<string> => {
+/**
+ * The client commands for an address, run through `npx`, which finds the
+ * package's bin wherever it is installed: in a checkout of effect-jobs, in a
+ * project that depends on it, or globally (a bare `effect-jobs` works only
+ * there). With TLS: the client's flags (its own certificate, and the CA to
+ * check the server's).
+ */
+const howToConnect = (address: Qmp.ListenAddress, tlsCa: string | undefined): ReadonlyArray<string> => {
   if (address._tag === "Unix") {
     return [
-      `  effect-jobs qmp --socket ${address.path} query-jobs`,
-      `  effect-jobs watch --socket ${address.path}`,
+      `  npx effect-jobs qmp --socket ${address.path} query-jobs`,
+      `  npx effect-jobs watch --socket ${address.path}`,
       `  socat - UNIX-CONNECT:${address.path}`
     ]
   }
-  const endpoint = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`
+  // Bound to every address: a client names one that the server's certificate carries.
+  const host = address.host === "0.0.0.0" || address.host === "::" ? "HOST" : address.host
+  const endpoint = `${host.includes(":") ? `[${host}]` : host}:${address.port}`
+  if (tlsCa !== undefined) {
+    const flags = `--tls-cert CLIENT.pem --tls-key CLIENT-key.pem --tls-ca ${tlsCa}`
+    return [
+      `  npx effect-jobs qmp --tcp ${endpoint} ${flags} query-jobs`,
+      `  npx effect-jobs watch --tcp ${endpoint} ${flags}`,
+      `  socat - OPENSSL:${endpoint},cert=CLIENT.pem,key=CLIENT-key.pem,cafile=${tlsCa}`,
+      `  (CLIENT.pem, CLIENT-key.pem: a client certificate signed by ${tlsCa}, and its key` +
+      `${host === "HOST" ? "; HOST: a name or address of this machine that its certificate carries" : ""})`
+    ]
+  }
   return [
-    `  effect-jobs qmp --tcp ${endpoint} query-jobs`,
-    `  effect-jobs watch --tcp ${endpoint}`,
+    `  npx effect-jobs qmp --tcp ${endpoint} query-jobs`,
+    `  npx effect-jobs watch --tcp ${endpoint}`,
     `  socat - TCP:${endpoint}`
   ]
 }
@@ -68,6 +115,7 @@ const run = (options: ServeOptions) =>
   Effect.gen(function*() {
     const path = yield* Path.Path
     const jobs = yield* Jobs
+    const tls = Option.getOrUndefined(yield* readTls(options))
     yield* recover(options.journalDirs.length > 0 ? options.journalDirs : [path.resolve(".")])
 
     // The server cancels every job as it shuts down (by quit or by a signal); this says which, first.
@@ -80,18 +128,34 @@ const run = (options: ServeOptions) =>
           live.length === 0 ? "no jobs to cancel" : `cancelling ${live.length} job${live.length === 1 ? "" : "s"}: ${ids}`
         )
       })
+    // Started before the QMP server, so stopped after it: its event streams see every job's end.
+    const httpUrl = yield* startHttp(options.http)
     const server = yield* Qmp.make({
       socket: Option.isSome(options.socket) ? options.socket.value : Option.isSome(options.tcp) ? false : Qmp.defaultSocketPath,
-      tcp: Option.isSome(options.tcp) ? { ...options.tcp.value, allowRemote: options.allowRemote } : undefined,
+      tcp: Option.isSome(options.tcp) ? { ...options.tcp.value, allowRemote: options.allowRemote, tls } : undefined,
+      maxConnections: options.maxConnections,
       onShutdown
     }).pipe(Effect.catch((error) => fail(error.message)))
 
     yield* Console.log(`effect-jobs ${versionText} QMP server (job types backup, mirror)`)
-    for (const address of server.addresses) yield* Console.log(`listening on ${Qmp.formatAddress(address)}`)
+    const tlsCa = tls === undefined || Option.isNone(options.tlsCa) ? undefined : path.resolve(options.tlsCa.value)
+    for (const address of server.addresses) {
+      yield* Console.log(`listening on ${Qmp.formatAddress(address)}`)
+      if (address._tag === "Tcp" && tlsCa !== undefined) {
+        yield* Console.log(`  mutual TLS: only clients with a certificate signed by ${tlsCa}`)
+      }
+    }
+    if (Option.isSome(httpUrl)) yield* Console.log(`listening on ${httpUrl.value} (HTTP API)`)
     yield* Console.log("connect with:")
-    for (const address of server.addresses) for (const line of howToConnect(address)) yield* Console.log(line)
+    for (const address of server.addresses) {
+      for (const line of howToConnect(address, address._tag === "Tcp" ? tlsCa : undefined)) yield* Console.log(line)
+    }
     yield* Console.log(`  (a raw QMP client sends {"execute": "qmp_capabilities"} first)`)
-    yield* Console.log("stop with Ctrl-C, SIGTERM or the quit command: every job is cancelled")
+    if (Option.isSome(httpUrl)) for (const line of howToReachHttp(httpUrl.value)) yield* Console.log(line)
+    if (options.otlp !== undefined && Option.isSome(options.otlp)) {
+      yield* Console.log(`exporting traces, metrics and logs to ${options.otlp.value} (OTLP/HTTP)`)
+    }
+    yield* Console.log("stop with Ctrl-C, SIGTERM, SIGHUP or the quit command: every job is cancelled")
 
     yield* server.awaitShutdown
   }).pipe(Effect.scoped)
@@ -102,11 +166,14 @@ export const serve = (
 ): Effect.Effect<void, CommandFailed, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     yield* exitOnSignalWith(0)
+    const otlp = options.otlp ?? Option.none()
     yield* run(options).pipe(
       Effect.provide(FileDrivers.layer.pipe(Layer.provideMerge(jobsLayer))),
       Effect.onExit((exit) =>
         Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? Console.log("stopped") : Effect.void
-      )
+      ),
+      // Outermost: the engine traces and counts into it, and it sends what is left once the rest has stopped.
+      Effect.provide(Option.isSome(otlp) ? Otlp.layer({ url: otlp.value }) : Layer.empty)
     )
   })
 
@@ -114,23 +181,42 @@ export const serveCommand = Command.make("serve", {
   socket: socketFlag(`Listen on this Unix socket (default ${Qmp.defaultSocketPath} unless --tcp is given)`),
   tcp: tcpFlag("Listen on TCP too (or only, without --socket); port 0 picks a free one"),
   allowRemote: Flag.Boolean("allow-remote").pipe(
-    Flag.withDescription("Allow --tcp on a non-loopback address (QMP has no authentication)"),
+    Flag.withDescription(
+      "Allow --tcp on a non-loopback address; needs mutual TLS (--tls-cert, --tls-key, --tls-ca): QMP has no authentication"
+    ),
     Flag.withDefault(false)
   ),
+  ...tlsFlags("server"),
   journalDirs: Flag.String("journal-dir").pipe(
     Flag.withMetavar("DIR"),
     Flag.withDescription(
       "At start, finish interrupted commits and remove stale temporary copies here (repeatable; default: the current directory)"
     ),
     Flag.atLeast(0)
-  )
+  ),
+  maxConnections: Flag.Int("max-connections").pipe(
+    Flag.withMetavar("N"),
+    Flag.withDescription(`Clients connected at once; one more gets an error and is closed (default ${defaultMaxConnections})`),
+    Flag.filter((n) => n >= 1, () => "a number of connections, 1 or more"),
+    Flag.withDefault(defaultMaxConnections)
+  ),
+  otlp: otlpFlag,
+  http: serveHttpFlag
 }, serve).pipe(
+  Command.validate((input) => remoteNeedsTls(input)),
+  Command.validate((input) => validateServeHttp(input.http)),
   Command.withDescription(
-    "Run the QMP server with the backup and mirror job types. Stops on quit, Ctrl-C or SIGTERM, cancelling every job."
+    "Run the QMP server with the backup and mirror job types. Stops on quit, Ctrl-C, SIGTERM or SIGHUP, cancelling every job."
   ),
   Command.withExamples([
     { command: "effect-jobs serve", description: `Listen on ${Qmp.defaultSocketPath}` },
     { command: "effect-jobs serve --tcp 127.0.0.1:4444", description: "Listen on TCP port 4444 only" },
-    { command: "effect-jobs serve --socket /run/jobs.sock --tcp 127.0.0.1:0", description: "Both; a free TCP port" }
+    { command: "effect-jobs serve --socket /run/jobs.sock --tcp 127.0.0.1:0", description: "Both; a free TCP port" },
+    { command: "effect-jobs serve --otlp http://127.0.0.1:4318", description: "Export traces and metrics to a collector" },
+    { command: "effect-jobs serve --http 127.0.0.1:8080", description: "Serve the HTTP API too, on port 8080" },
+    {
+      command: "effect-jobs serve --tcp 0.0.0.0:4444 --allow-remote --tls-cert server.pem --tls-key server-key.pem --tls-ca ca.pem",
+      description: "Remote clients with a certificate signed by ca.pem"
+    }
   ])
 )

@@ -1,6 +1,6 @@
 /**
- * `effect-jobs watch [--socket PATH | --tcp HOST:PORT]`: the jobs of a server,
- * live.
+ * `effect-jobs watch [--socket PATH | --tcp HOST:PORT [--tls-cert FILE
+ * --tls-key FILE --tls-ca FILE]]`: the jobs of a server, live.
  *
  * Statuses come from the server's events (`JOB_STATUS_CHANGE`), as they
  * happen; progress comes from `query-jobs` (and the rate limit
@@ -13,12 +13,17 @@
  * once a second, one per job whose progress moved. It ends with exit code 0
  * when the server shuts down (event `SHUTDOWN`) or on Ctrl-C, and with 1 if
  * the connection ends otherwise.
+ *
+ * `--http URL` follows the server through its HTTP API instead (the event
+ * stream, and `GET /api/jobs` for the progress): see `watchHttp.ts`.
  */
-import { Clock, Effect, Option, Schedule } from "effect"
+import { Clock, Effect, type FileSystem, Option, Schedule } from "effect"
 import { Command } from "effect/cli"
 import * as Qmp from "../Qmp.ts"
-import { clientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
+import { clientFlags, type ClientFlags, clientTarget, describeTarget, oneEndpoint } from "./endpoint.ts"
 import { type CommandFailed, exitCodes, exitOnSignalWith, fail } from "./exit.ts"
+import { httpAlone, watchHttpFlag } from "./http.ts"
+import { connectHttp, type WatchSource } from "./watchHttp.ts"
 import { describe, formatBytes, formatPercent, formatRate, RateMeter, renderBar } from "./progressBar.ts"
 
 interface Row {
@@ -50,7 +55,24 @@ interface BlockJobInfoReply {
 
 const tick = "250 millis"
 const plainProgressMillis = 1000
-const clearToEnd = "\x1b[J"
+/** The size of the table last drawn on the terminal, and the terminal's width then. */
+export interface Drawn {
+  readonly lines: number
+  readonly columns: number
+}
+
+/**
+ * What starts a redraw of the table: the cursor back up to the top of the
+ * previous table, and everything below it erased (a shorter table leaves no
+ * stale lines). After a resize the old lines may have been rewrapped and no
+ * longer take one row each, so the screen is cleared and the table starts at
+ * its top instead.
+ */
+export const redrawFrom = (previous: Drawn | undefined, columns: number): string => {
+  if (previous === undefined) return "\x1b[J"
+  if (previous.columns !== columns) return "\x1b[H\x1b[2J"
+  return `\x1b[${previous.lines}A\r\x1b[J`
+}
 
 const clock = (millis: number): string => {
   const date = new Date(millis)
@@ -61,21 +83,29 @@ const pad = (text: string, width: number) => text.length >= width ? `${text} ` :
 
 const activeStatuses = new Set(["running", "ready", "standby", "paused", "waiting", "pending", "aborting"])
 
-export interface WatchOptions {
-  readonly socket: Option.Option<string>
-  readonly tcp: Option.Option<{ readonly host: string; readonly port: number }>
+export interface WatchOptions extends ClientFlags {
+  /** `--http URL`: the server's HTTP API instead of QMP. */
+  readonly http?: Option.Option<string> | undefined
 }
 
-export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed> =>
+export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     yield* exitOnSignalWith(exitCodes.success)
-    const target = clientTarget(options)
-    const where = describeTarget(target)
+    const http = Option.getOrUndefined(options.http ?? Option.none())
+    const target = http === undefined ? yield* clientTarget(options) : undefined
+    const where = http ?? describeTarget(target!)
     // Events wait here until the next redraw; the client keeps none of them itself.
     const pending: Array<Qmp.EventMessage> = []
-    const client = yield* Qmp.connect(target, { keepEvents: false, onEvent: (event) => pending.push(event) }).pipe(
-      Effect.catch((error) => fail(`cannot watch the QMP server at ${where}: ${error.message}`))
-    )
+    const client: WatchSource = target === undefined
+      ? yield* connectHttp(http!, { onEvent: (event) => pending.push(event) }).pipe(
+        Effect.catch((error) => fail(error.message))
+      )
+      : yield* Qmp.connect(target, { keepEvents: false, onEvent: (event) => pending.push(event) }).pipe(
+        Effect.catch((error) =>
+          // A connection the system refused names the address and the reason (ENOENT, …) itself.
+          fail(error.code === undefined ? `cannot watch the QMP server at ${where}: ${error.message}` : error.message)
+        )
+      )
     const interactive = process.stdout.isTTY === true
     const write = (text: string) => {
       process.stdout.write(text)
@@ -85,7 +115,7 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     /** Ids whose `null` event was seen: a late `query-jobs` reply must not bring them back. */
     const gone = new Set<string>()
     let lastEvent = ""
-    let drawnLines = 0
+    let drawn: Drawn | undefined = undefined
     let shutdown = false
 
     const rowFor = (id: string): Row => {
@@ -171,7 +201,7 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     }
 
     const progressText = (row: Row) =>
-      `${describe(row, row.meter.rate)}${row.limit === undefined ? "" : `  limit ${formatRate(row.limit)}`}`
+      `${describe(row, row.meter.rate, { status: row.status })}${row.limit === undefined ? "" : `  limit ${formatRate(row.limit)}`}`
 
     const printPlainProgress = (now: number) => {
       for (const row of rows.values()) {
@@ -208,8 +238,8 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
       lines.push("")
       lines.push(lastEvent === "" ? "last event: -" : `last event: ${lastEvent}`)
       const text = lines.map((line) => line.length >= columns ? line.slice(0, Math.max(1, columns - 1)) : line).join("\n")
-      write(`${drawnLines > 0 ? `\x1b[${drawnLines}A\r` : ""}${clearToEnd}${text}\n`)
-      drawnLines = lines.length
+      write(`${redrawFrom(drawn, columns)}${text}\n`)
+      drawn = { lines: lines.length, columns }
     }
 
     let first = true
@@ -237,17 +267,18 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed>
     const now = yield* Clock.currentTimeMillis
     applyEvents()
     if (interactive) drawTable(now)
-    if (!shutdown) return yield* fail(`the QMP server at ${where} closed the connection`)
+    if (!shutdown) return yield* fail(`the ${http === undefined ? "QMP server" : "HTTP API"} at ${where} closed the connection`)
     write("the server shut down\n")
   }).pipe(Effect.scoped)
 
-export const watchCommand = Command.make("watch", clientFlags, watch).pipe(
-  Command.validate((input) => oneEndpoint(input)),
+export const watchCommand = Command.make("watch", { ...clientFlags, http: watchHttpFlag }, watch).pipe(
+  Command.validate((input) => Effect.andThen(httpAlone(input), oneEndpoint(input))),
   Command.withDescription(
     "Show the jobs of a QMP server live: id, type, status, progress, speed. Redrawn in place on a terminal, plain lines otherwise."
   ),
   Command.withExamples([
     { command: "effect-jobs watch", description: `Watch the server on ${Qmp.defaultSocketPath}` },
-    { command: "effect-jobs watch --tcp 127.0.0.1:4444 > jobs.log", description: "Log every event and the progress" }
+    { command: "effect-jobs watch --tcp 127.0.0.1:4444 > jobs.log", description: "Log every event and the progress" },
+    { command: "effect-jobs watch --http http://127.0.0.1:8080", description: "Through the HTTP API" }
   ])
 )

@@ -5,7 +5,7 @@
  * Nothing here sleeps: a test waits for a line (`waitFor`) or for the exit.
  */
 import { Deferred, Effect, Exit, type Scope } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
@@ -37,14 +37,27 @@ export interface Cli {
 /** Starts `effect-jobs ARGS`; it is killed (SIGKILL) when the scope closes, if still running. */
 export const start = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd?: string; readonly stdin?: "ignore" | "pipe" } = {}
+  options: {
+    readonly cwd?: string
+    /** stdin: none (`ignore`, i.e. /dev/null), a pipe the test writes to, or the test's own. */
+    readonly stdin?: "ignore" | "pipe"
+    /** Run as this user and group (the tests run as root: to see what another user gets). */
+    readonly user?: { readonly uid: number; readonly gid: number }
+    /** On a terminal of this width: a pseudo-terminal made by `script` (util-linux); see `hasScript`. */
+    readonly terminal?: { readonly columns: number }
+  } = {}
 ): Effect.Effect<Cli, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child = spawn(node, [main, ...args], {
+      const [command, argv] = options.terminal === undefined
+        ? [node, [main, ...args]]
+        : ["script", ["-qfec", `stty cols ${options.terminal.columns} rows 50; exec ${[node, main, ...args].map(quote).join(" ")}`, "/dev/null"]]
+      const child = spawn(command, argv, {
         cwd: options.cwd,
         stdio: [options.stdin ?? "ignore", "pipe", "pipe"],
-        env: { ...process.env, NO_COLOR: "1", NODE_COMPILE_CACHE: compileCache }
+        // Another user could not write to the shared compile cache.
+        env: { ...process.env, NO_COLOR: "1", ...(options.user === undefined ? { NODE_COMPILE_CACHE: compileCache } : {}) },
+        ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
       })
       let out = ""
       let err = ""
@@ -117,8 +130,17 @@ export const start = (
       })
   )
 
+/** A word for `sh -c`, quoted. */
+const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
+
+/** Whether `script` (util-linux) is there to give a command a terminal. */
+export const hasScript: boolean = spawnSync("script", ["--version"], { stdio: "ignore" }).status === 0
+
 /** Runs `effect-jobs ARGS` to its end. */
-export const run = (args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}): Effect.Effect<Exited> =>
+export const run = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly user?: { readonly uid: number; readonly gid: number } } = {}
+): Effect.Effect<Exited> =>
   Effect.scoped(Effect.flatMap(start(args, options), (cli) => cli.exited))
 
 /** A temporary directory, removed with the scope. Short: socket paths are limited to ~107 bytes. */

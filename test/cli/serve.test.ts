@@ -1,7 +1,7 @@
 /**
  * `effect-jobs serve` and `effect-jobs qmp` as real processes: round trips
  * over a Unix socket and over TCP on 127.0.0.1, error replies (exit code 1),
- * each way of stopping the server (quit, SIGTERM, SIGINT → exit code 0,
+ * each way of stopping the server (quit, SIGTERM, SIGINT, SIGHUP → exit code 0,
  * socket file removed; a connected client gets SHUTDOWN and the cancellation
  * of every job before its connection closes), and the recovery of a commit a
  * crash left half done.
@@ -25,7 +25,7 @@ describe("effect-jobs serve + qmp", () => {
       const socket = join(dir, "s.sock")
       const { server, unix } = yield* serve(["--socket", socket], { cwd: dir })
       assert.strictEqual(unix, socket)
-      assert.include(server.stdout(), `effect-jobs qmp --socket ${socket} query-jobs`)
+      assert.include(server.stdout(), `\n  npx effect-jobs qmp --socket ${socket} query-jobs\n`)
       assert.include(server.stdout(), `socat - UNIX-CONNECT:${socket}`)
       assert.strictEqual((fs.statSync(socket).mode & 0o777).toString(8), "600")
 
@@ -54,9 +54,10 @@ describe("effect-jobs serve + qmp", () => {
       assert.deepStrictEqual(reply(missing.stdout), { error: { class: "GenericError", desc: "Parameter 'id' is missing" } })
       assert.strictEqual(jobs.code, 1)
       assert.strictEqual(jobs.stdout, "")
-      assert.match(jobs.stderr, /^effect-jobs: no reply from the QMP server at unix:\.\/effect-jobs\.sock: /)
+      assert.match(jobs.stderr, /^effect-jobs: cannot connect to unix:\.\/effect-jobs\.sock: no such socket file \(ENOENT\)/)
       assert.strictEqual(second.code, 1)
       assert.include(second.stderr, `Another server is already listening on ${socket}`)
+      assert.strictEqual(second.stdout, "") // a server that never listened has no jobs to speak of
 
       // JSON-ARGS numbers go out as written: `1.0` is no integer to QMP, even if JavaScript reads it as 1.
       assert.strictEqual(float.code, 1)
@@ -149,5 +150,51 @@ describe("effect-jobs serve + qmp", () => {
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
       assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
+    }).pipe(Effect.scoped))
+
+  it.live("SIGHUP stops it as SIGTERM does: the running backup cancelled, the socket removed, exit 0", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const socket = join(dir, "s.sock")
+      fs.writeFileSync(join(dir, "src"), bytes(3_000_000))
+      const { server } = yield* serve(["--socket", socket], { cwd: dir })
+      const client = yield* wireClient({ path: socket })
+      const label = (m: WireMessage) =>
+        m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
+      yield* client.execute("backup", { "job-id": "b1", source: "src", target: "dst", speed: 65_536 })
+      yield* client.awaitMessage((m) => label(m) === "b1:running")
+      const from = client.messages.length
+
+      yield* server.signal("SIGHUP")
+      yield* client.closed
+      assert.deepStrictEqual(client.messages.slice(from).map(label), [
+        "SHUTDOWN",
+        "b1:aborting",
+        "BLOCK_JOB_CANCELLED",
+        "b1:concluded",
+        "b1:null"
+      ])
+      const exited = yield* server.exited
+      assert.deepStrictEqual([exited.code, exited.signal], [0, null], exited.stderr)
+      assert.match(exited.stdout, /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped))
+
+  it.live("a journal it cannot use in a --journal-dir is reported and set aside: the server starts, SIGINT exits 0", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const journals = join(dir, "journals")
+      fs.mkdirSync(journals)
+      // A journal of a dead process (the pid is above Linux's largest) that is not JSON.
+      const garbage = join(journals, ".effect-jobs-4194399-j1.commit-journal")
+      fs.writeFileSync(garbage, "{ not a journal", { mode: 0o600 })
+      const { server } = yield* serve(["--socket", join(dir, "s.sock"), "--journal-dir", journals], { cwd: dir })
+      assert.deepStrictEqual(entries(journals), [".effect-jobs-4194399-j1.commit-journal.rejected"])
+
+      yield* server.signal("SIGINT")
+      const exited = yield* server.exited
+      assert.strictEqual(exited.code, 0, exited.stderr)
+      assert.include(exited.stdout + exited.stderr, `Commit journal '${garbage}': it is not a valid commit journal`)
+      assert.match(exited.stdout, /stopped\n$/)
     }).pipe(Effect.scoped))
 })

@@ -56,8 +56,15 @@ describe("effect-jobs usage", () => {
         const what = `effect-jobs ${args.join(" ")}`
         assert.strictEqual(result.code, 2, `${what}: exit code ${result.code}, stderr ${result.stderr}`)
         assert.include(result.stderr, message, what)
-        assert.include(result.stderr, `Run '${help}' for usage.`, what)
+        assert.include(result.stderr, `Run 'npx ${help}' for usage.`, what)
         assert.strictEqual(result.stdout, "", what)
       }
     }))
+
+  it("the README runs the bin as `npx effect-jobs`: a bare `effect-jobs` is no command in a checkout", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+    const commands = readme.split("\n").filter((line) => /^\$ .*effect-jobs /.test(line))
+    assert.isAbove(commands.length, 10)
+    assert.deepStrictEqual(commands.filter((line) => !line.startsWith("$ npx effect-jobs ")), [])
+  })
 })

@@ -9,7 +9,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
-import { bytes, entries, run, serve, start, tempDir } from "./harness.ts"
+import { redrawFrom } from "../../src/cli/watch.ts"
+import { bytes, entries, hasScript, run, serve, start, tempDir } from "./harness.ts"
 
 const time = String.raw`\d\d:\d\d:\d\d`
 
@@ -67,4 +68,45 @@ describe("effect-jobs watch", () => {
       assert.notInclude(exited.stdout, "\x1b")
       assert.deepStrictEqual(entries(dir), ["src"])
     }).pipe(Effect.scoped))
+
+  it.live.skipIf(!hasScript)("on a terminal: the table redrawn in place; after quit the last table shows the jobs' end", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const socket = join(dir, "s.sock")
+      fs.writeFileSync(join(dir, "src"), bytes(4 * 1024 * 1024))
+      const { server } = yield* serve(["--socket", socket], { cwd: dir })
+      const started = yield* run([
+        "qmp",
+        "--socket",
+        socket,
+        "backup",
+        JSON.stringify({ "job-id": "b0", source: "src", target: "dst", speed: 64 * 1024 })
+      ])
+      assert.strictEqual(started.code, 0, started.stderr)
+      const watch = yield* start(["watch", "--socket", socket], { terminal: { columns: 100 } })
+      yield* watch.waitFor(/^b0 +backup +running +\[/)
+      const quit = yield* run(["qmp", "--socket", socket, "quit"])
+      assert.strictEqual(quit.code, 0, quit.stderr)
+      const exited = yield* watch.exited
+      assert.strictEqual(exited.code, 0, exited.stderr)
+      assert.strictEqual((yield* server.exited).code, 0)
+
+      const screen = exited.stdout.replaceAll("\r\n", "\n")
+      assert.include(screen, "\x1b[J") // redrawn in place
+      // The last table: what follows the last redraw.
+      const last = screen.slice(screen.lastIndexOf("\x1b[J") + 3)
+      assert.notInclude(last, "running", last)
+      assert.match(last, /^effect-jobs watch {2}unix:.*s\.sock {2}\d\d:\d\d:\d\d {2}0 jobs /, last)
+      assert.match(last, /\n\(no jobs\)\n\nlast event: \d\d:\d\d:\d\d b0 null\nthe server shut down\n$/, last)
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped))
+})
+
+describe("redrawFrom", () => {
+  it("below the last table; after a resize, from the top of a cleared screen (rewrapped lines leave nothing behind)", () => {
+    assert.strictEqual(redrawFrom(undefined, 100), "\x1b[J")
+    assert.strictEqual(redrawFrom({ lines: 6, columns: 100 }, 100), "\x1b[6A\r\x1b[J")
+    assert.strictEqual(redrawFrom({ lines: 6, columns: 100 }, 60), "\x1b[H\x1b[2J")
+    assert.strictEqual(redrawFrom({ lines: 6, columns: 60 }, 100), "\x1b[H\x1b[2J")
+  })
 })

@@ -18,7 +18,7 @@ it.live("the README's example runs: cancelled job, committed transaction", () =>
     const [cancelled, txn] = yield* main
     assert.deepStrictEqual(cancelled, { _tag: "Cancelled" })
     assert.deepStrictEqual(txn, { _tag: "Committed" })
-  }))
+  }).pipe(Effect.provide(TestConsole.layer))) // what it prints is kept, not shown in the test output
 
 it.live("the README's example prints every event of count-1 before it goes on", () =>
   Effect.gen(function*() {
