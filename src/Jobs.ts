@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, Layer, type Scope, type Stream } from "effect"
+import { Context, Effect, Layer, type Scope, type Stream } from "effect"
 import type { Job, JobInfo, JobOutcome } from "./Job.ts"
 import type { JobDriver } from "./JobDriver.ts"
 import type {
@@ -168,6 +168,27 @@ export interface JobsService {
    */
   readonly awaitDelivered: Effect.Effect<void>
 }
+
+/**
+ * Tears down jobs that were created but never started, newest first (QEMU
+ * aborts a transaction's actions in reverse): each is cancelled, waited for and
+ * dismissed (CONCLUDED, then NULL) before the next. In a shared transaction the
+ * first cancel aborts every member; the others are then waited for and
+ * dismissed in the same order. For "all or none" creation of several jobs.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const discardUnstarted = (jobs: JobsService, created: ReadonlyArray<Job>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (const job of [...created].reverse()) {
+      if (job.status !== "concluded" && job.status !== "null") {
+        yield* Effect.ignore(jobs.cancel(job, { force: true }))
+      }
+      yield* Effect.ignore(jobs.awaitOutcome(job))
+      if (job.status === "concluded") yield* Effect.ignore(jobs.dismiss(job))
+    }
+  })
 
 /**
  * @since 0.1.0

@@ -15,7 +15,7 @@
  */
 import { Effect } from "effect"
 import type { Job } from "../Job.ts"
-import type { CreateOptions, JobsService } from "../Jobs.ts"
+import { type CreateOptions, discardUnstarted, type JobsService } from "../Jobs.ts"
 import * as JobTxn from "../JobTxn.ts"
 import type { CreateJob, CreateTransaction, TransactionCreated } from "./api.ts"
 import { type ApiError, conflict, fromJobError } from "./errors.ts"
@@ -43,17 +43,6 @@ const validateAll = (jobs: JobsService, members: ReadonlyArray<CreateJob>): Effe
     }
   })
 
-/** Removes jobs that were created but never started, newest first (see the module doc). */
-const tearDown = (jobs: JobsService, created: ReadonlyArray<Job>): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    for (const job of [...created].reverse()) {
-      if (job.status !== "concluded" && job.status !== "null") {
-        yield* Effect.ignore(jobs.cancel(job, { force: true }))
-      }
-      yield* Effect.ignore(jobs.awaitOutcome(job))
-      if (job.status === "concluded") yield* Effect.ignore(jobs.dismiss(job))
-    }
-  })
 
 /**
  * Validates, creates and starts the request's jobs, all or none; answers with
@@ -71,7 +60,7 @@ export const createTransaction = (
     const created: Array<Job> = []
     for (const member of request.jobs) {
       const job = yield* jobs.create(createOptions(member, txn)).pipe(
-        Effect.catch((error) => Effect.andThen(tearDown(jobs, created), Effect.fail(fromJobError(error))))
+        Effect.catch((error) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(fromJobError(error))))
       )
       created.push(job)
     }

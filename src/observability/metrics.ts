@@ -21,6 +21,7 @@ import type { Server, Socket } from "node:net"
 import type { JobOutcome } from "../Job.ts"
 import type { EngineState, JobRecord } from "../internal/jobRecord.ts"
 import type { JobStatus } from "../JobStatus.ts"
+import * as JobStatusTable from "../JobStatus.ts"
 
 /** The prefix of every metric name. */
 export const prefix = "effect_jobs_"
@@ -104,17 +105,7 @@ export const durationBoundaries: ReadonlyArray<number> = [
 ]
 
 /** The statuses `in_status` reports: every status a job not yet dismissed can be in. */
-export const reportedStatuses: ReadonlyArray<JobStatus> = [
-  "created",
-  "running",
-  "paused",
-  "ready",
-  "standby",
-  "waiting",
-  "pending",
-  "aborting",
-  "concluded"
-]
+export const reportedStatuses: ReadonlyArray<JobStatus> = JobStatusTable.all.filter((s) => s !== "undefined" && s !== "null")
 
 export type Protocol = "qmp" | "http"
 

@@ -18,7 +18,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { Job } from "../../Job.ts"
-import type { CreateOptions, JobsService } from "../../Jobs.ts"
+import { type CreateOptions, discardUnstarted, type JobsService } from "../../Jobs.ts"
 import * as JobTxn from "../../JobTxn.ts"
 import { Enum, Int } from "../args.ts"
 import { type Command, command } from "../command.ts"
@@ -92,23 +92,6 @@ const validateAll = (jobs: JobsService, actions: ReadonlyArray<Action>) =>
     }
   })
 
-/**
- * Tears down jobs that were created but never started, newest first (QEMU
- * aborts a transaction's actions in reverse): each is cancelled, waited for
- * and dismissed (CONCLUDED, then NULL) before the next. In a grouped
- * transaction the first cancel aborts every member; the others are then
- * waited for and dismissed in the same order.
- */
-const discard = (jobs: JobsService, created: ReadonlyArray<Job>) =>
-  Effect.gen(function*() {
-    for (const job of [...created].reverse()) {
-      if (job.status !== "concluded" && job.status !== "null") {
-        yield* Effect.ignore(jobs.cancel(job, { force: true }))
-      }
-      yield* Effect.ignore(jobs.awaitOutcome(job))
-      if (job.status === "concluded") yield* Effect.ignore(jobs.dismiss(job))
-    }
-  })
 
 /** Validates, creates and starts the jobs of `actions`; all or nothing. */
 export const startActions = (
@@ -121,7 +104,7 @@ export const startActions = (
     const txn = grouped ? yield* JobTxn.make : undefined
     const created: Array<Job> = []
     // The teardown completes before the error is returned: its events precede the reply.
-    const undo = (error: { readonly message: string }) => Effect.andThen(discard(jobs, created), Effect.fail(fromJobError(error)))
+    const undo = (error: { readonly message: string }) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(fromJobError(error)))
     for (const action of actions) {
       const job = yield* Effect.catch(jobs.create(createOptions(action, txn)), undo)
       created.push(job)
