@@ -21,6 +21,8 @@ export type Incoming =
   | {
     readonly _tag: "Command"
     readonly execute: string
+    /** Sent as `exec-oob`: this server runs no command out of band. */
+    readonly oob: boolean
     /** An object; `{}` when the request had no `arguments`. */
     readonly arguments: Readonly<Record<string, unknown>>
     readonly id: RequestId
@@ -28,7 +30,8 @@ export type Incoming =
   | { readonly _tag: "Invalid"; readonly error: GenericError; readonly id: RequestId }
 
 const Envelope = Schema.Struct({
-  execute: Schema.String,
+  execute: Schema.optionalKey(Schema.String),
+  "exec-oob": Schema.optionalKey(Schema.String),
   arguments: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
   id: Schema.optionalKey(Schema.Unknown)
 })
@@ -49,8 +52,8 @@ const isBlank = (text: string) => /^[ \t\r\n]*$/.test(text)
 const envelopeError = (record: Record<string, unknown>): string => {
   for (const key of Object.keys(record)) {
     const value = record[key]
-    if (key === "execute") {
-      if (typeof value !== "string") return "QMP input member 'execute' must be a string"
+    if (key === "execute" || key === "exec-oob") {
+      if (typeof value !== "string") return `QMP input member '${key}' must be a string`
     } else if (key === "arguments") {
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         return "QMP input member 'arguments' must be an object"
@@ -90,9 +93,18 @@ export const parseMessage = (bytes: Uint8Array): Incoming => {
   const id: RequestId = Object.prototype.hasOwnProperty.call(record, "id") ? { value: record.id } : undefined
   const decoded = decodeEnvelope(record)
   if (Result.isFailure(decoded)) return invalid(envelopeError(record), id)
+  const { execute } = decoded.success
+  const oob = decoded.success["exec-oob"]
+  if (execute !== undefined && oob !== undefined) {
+    // QEMU takes the first of the two and finds the second unexpected.
+    const second = Object.keys(record).filter((k) => k === "execute" || k === "exec-oob")[1]!
+    return invalid(`QMP input member '${second}' is unexpected`, id)
+  }
+  if (execute === undefined && oob === undefined) return invalid("QMP input lacks member 'execute'", id)
   return {
     _tag: "Command",
-    execute: decoded.success.execute,
+    execute: (execute ?? oob)!,
+    oob: oob !== undefined,
     arguments: decoded.success.arguments ?? {},
     id
   }

@@ -109,6 +109,11 @@ export const makeSession = (options: SessionOptions): Session => {
           if (command === undefined) {
             return reply(errorLine(commandNotFound(incoming.execute), id))
           }
+          // QEMU checks for the command, then whether it may run out of band: of ours,
+          // only qmp_capabilities may (as in QEMU), and this server runs it in order anyway.
+          if (incoming.oob && incoming.execute !== "qmp_capabilities") {
+            return reply(errorLine(new GenericError({ desc: `The command ${incoming.execute} does not support OOB` }), id))
+          }
           return Effect.flatMap(run(command, incoming.arguments), (exit) => {
             // Not taken: the server is shutting down.
             if (exit === undefined) return Effect.void

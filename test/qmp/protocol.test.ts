@@ -191,7 +191,9 @@ for (const transport of transports) {
           ['{"execute": "query-jobs", "arguments": null}', generic("QMP input member 'arguments' must be an object")],
           ['{"execute": "query-jobs", "arguments": "x"}', generic("QMP input member 'arguments' must be an object")],
           ['{"execute": "query-jobs", "control": {}}', generic("QMP input member 'control' is unexpected")],
-          ['{"exec-oob": "query-jobs"}', generic("QMP input member 'exec-oob' is unexpected")],
+          ['{"exec-oob": "query-jobs"}', generic("The command query-jobs does not support OOB")],
+          ['{"exec-oob": 1}', generic("QMP input member 'exec-oob' must be a string")],
+          ['{"execute": "query-jobs", "exec-oob": "query-jobs"}', generic("QMP input member 'exec-oob' is unexpected")],
           // The first problem in member order.
           ['{"foo": 1, "execute": 2}', generic("QMP input member 'foo' is unexpected")],
           ['{"arguments": 1, "execute": "query-jobs"}', generic("QMP input member 'arguments' must be an object")],
@@ -320,19 +322,27 @@ for (const transport of transports) {
         }
       }))
 
-    run("exec-oob is an unexpected member, before and after negotiation: the oob capability is never offered", (_client, fresh) =>
+    run("exec-oob gets QEMU's answers: the negotiation rule, CommandNotFound, then 'does not support OOB'", (_client, fresh) =>
       Effect.gen(function*() {
         const c = yield* fresh()
-        const unexpected = (id: number) => generic("QMP input member 'exec-oob' is unexpected", { value: id })
-        const messages = [
-          { "exec-oob": "query-jobs", id: 1 },
-          { "exec-oob": "frobnicate", id: 2 },
-          { "exec-oob": "qmp_capabilities", id: 3 },
-          { execute: "query-jobs", "exec-oob": "query-jobs", id: 4 }
-        ]
-        for (const message of messages) assert.deepStrictEqual(yield* c.request(message), unexpected(message.id))
-        assert.deepStrictEqual(yield* c.execute("qmp_capabilities"), {})
-        for (const message of messages) assert.deepStrictEqual(yield* c.request(message), unexpected(message.id))
+        const expecting = (id: number) =>
+          error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'", { value: id })
+        assert.deepStrictEqual(yield* c.request({ "exec-oob": "query-jobs", id: 1 }), expecting(1))
+        assert.deepStrictEqual(yield* c.request({ "exec-oob": "frobnicate", id: 2 }), expecting(2))
+        assert.deepStrictEqual(
+          yield* c.request({ execute: "query-jobs", "exec-oob": "query-jobs", id: 3 }),
+          generic("QMP input member 'exec-oob' is unexpected", { value: 3 })
+        )
+        // qmp_capabilities may run out of band in QEMU too.
+        assert.deepStrictEqual(yield* c.request({ "exec-oob": "qmp_capabilities", id: 4 }), { return: {}, id: 4 })
+        assert.deepStrictEqual(
+          yield* c.request({ "exec-oob": "query-jobs", id: 5 }),
+          generic("The command query-jobs does not support OOB", { value: 5 })
+        )
+        assert.deepStrictEqual(
+          yield* c.request({ "exec-oob": "frobnicate", id: 6 }),
+          error("CommandNotFound", "The command frobnicate has not been found", { value: 6 })
+        )
         yield* stillUsable(c)
       }))
 
