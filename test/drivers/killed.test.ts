@@ -37,6 +37,38 @@ const kill = (proc: ChildProcess) =>
     proc.kill("SIGKILL")
   })
 
+/**
+ * A transaction of two backups (src1 → dst1, src2 → dst2) in a child process,
+ * killed with SIGKILL when it prints `<printed> <dst2>` at step `step` of the commit.
+ */
+const killTwoBackupsAt = (step: "commit" | "link", printed: string) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const data = [bytes(300_000, 1), bytes(200_000, 2)]
+    writeFile(join(dir, "src1"), data[0]!)
+    writeFile(join(dir, "src2"), data[1]!)
+    const { line, process } = yield* spawnUntilLine([step, join(dir, "src1"), join(dir, "dst1"), join(dir, "src2"), join(dir, "dst2")])
+    assert.strictEqual(line, `${printed} ${join(dir, "dst2")}`)
+    assert.strictEqual(yield* kill(process), "SIGKILL")
+    return { dir, data }
+  })
+
+/**
+ * A new backup to dst1 first recovers the crashed commit, which puts dst1 in place,
+ * so it is refused as a target that exists; both targets then hold their sources.
+ */
+const nextBackupFinishesTheCommit = (dir: string, data: ReadonlyArray<Uint8Array>) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const error = yield* Effect.flip(
+      jobs.create({ type: "backup", id: "again", params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
+    )
+    assert.strictEqual(error.message, `Target '${join(dir, "dst1")}' already exists (pass overwrite: true to replace it)`)
+    assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
+    assert.strictEqual(hashOf(join(dir, "dst1")), hashBytes(data[0]!))
+    assert.strictEqual(hashOf(join(dir, "dst2")), hashBytes(data[1]!))
+  })
+
 describe("a backup process killed with SIGKILL", () => {
   it.live("mid-copy: no target, only a partial temporary file, which the next backup removes", () =>
     Effect.gen(function*() {
@@ -62,20 +94,8 @@ describe("a backup process killed with SIGKILL", () => {
 
   it.live("between the two renames of a transaction: the next backup to the other target finishes the commit", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const data = [bytes(300_000, 1), bytes(200_000, 2)]
-      writeFile(join(dir, "src1"), data[0]!)
-      writeFile(join(dir, "src2"), data[1]!)
-      const { line, process } = yield* spawnUntilLine([
-        "commit",
-        join(dir, "src1"),
-        join(dir, "dst1"),
-        join(dir, "src2"),
-        join(dir, "dst2")
-      ])
       // Members commit newest first, as QEMU applies a transaction's steps.
-      assert.strictEqual(line, `renamed ${join(dir, "dst2")}`)
-      assert.strictEqual(yield* kill(process), "SIGKILL")
+      const { dir, data } = yield* killTwoBackupsAt("commit", "renamed")
 
       // What the crash left: one target in place, the other's complete copy and the journal beside it.
       assert.isTrue(fs.existsSync(join(dir, "dst2")))
@@ -83,31 +103,12 @@ describe("a backup process killed with SIGKILL", () => {
       assert.strictEqual(temps(dir).length, 1)
       assert.strictEqual(journals(dir).length, 1)
 
-      const jobs = yield* Jobs
-      const error = yield* Effect.flip(
-        jobs.create({ type: "backup", id: "again", params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
-      )
-      assert.strictEqual(error.message, `Target '${join(dir, "dst1")}' already exists (pass overwrite: true to replace it)`)
-      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
-      assert.strictEqual(hashOf(join(dir, "dst1")), hashBytes(data[0]!))
-      assert.strictEqual(hashOf(join(dir, "dst2")), hashBytes(data[1]!))
+      yield* nextBackupFinishesTheCommit(dir, data)
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 
   it.live("between the link of a target and the removal of its copy's name: recovery removes that name and finishes the commit", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const data = [bytes(300_000, 1), bytes(200_000, 2)]
-      writeFile(join(dir, "src1"), data[0]!)
-      writeFile(join(dir, "src2"), data[1]!)
-      const { line, process } = yield* spawnUntilLine([
-        "link",
-        join(dir, "src1"),
-        join(dir, "dst1"),
-        join(dir, "src2"),
-        join(dir, "dst2")
-      ])
-      assert.strictEqual(line, `linked ${join(dir, "dst2")}`)
-      assert.strictEqual(yield* kill(process), "SIGKILL")
+      const { dir, data } = yield* killTwoBackupsAt("link", "linked")
 
       // dst2 and its copy are one file with two names; dst1's copy waits; the journal is there.
       const left = temps(dir)
@@ -118,14 +119,7 @@ describe("a backup process killed with SIGKILL", () => {
       assert.strictEqual(journals(dir).length, 1)
 
       // The existing dst2 is the commit's own, not a conflict: recovery only removes the copy's name.
-      const jobs = yield* Jobs
-      const error = yield* Effect.flip(
-        jobs.create({ type: "backup", id: "again", params: { source: join(dir, "src1"), target: join(dir, "dst1") } })
-      )
-      assert.strictEqual(error.message, `Target '${join(dir, "dst1")}' already exists (pass overwrite: true to replace it)`)
-      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
-      assert.strictEqual(hashOf(join(dir, "dst1")), hashBytes(data[0]!))
-      assert.strictEqual(hashOf(join(dir, "dst2")), hashBytes(data[1]!))
+      yield* nextBackupFinishesTheCommit(dir, data)
       assert.strictEqual(fs.statSync(join(dir, "dst2")).nlink, 1)
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
 })
