@@ -13,7 +13,7 @@ import * as fs from "node:fs"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { type WireMessage, wireClient } from "../qmp/harness.ts"
+import { startSlowBackup, stoppedWhileB1Copies, wireClient, wireLabel } from "../qmp/harness.ts"
 import { bytes, entries, node, run, serve, tempDir } from "./harness.ts"
 
 const reply = (stdout: string): Record<string, unknown> => JSON.parse(stdout) as Record<string, unknown>
@@ -98,21 +98,11 @@ describe("effect-jobs serve + qmp", () => {
       fs.writeFileSync(join(dir, "src"), bytes(3_000_000))
       const [host, port] = [tcp!.slice(0, tcp!.lastIndexOf(":")), Number(tcp!.slice(tcp!.lastIndexOf(":") + 1))]
       const client = yield* wireClient({ host, port })
-      const label = (m: WireMessage) =>
-        m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
-      yield* client.execute("backup", { "job-id": "b1", source: "src", target: "dst", speed: 65_536 })
-      yield* client.awaitMessage((m) => label(m) === "b1:running")
-      const from = client.messages.length
+      const from = yield* startSlowBackup(client, "src", "dst")
 
       yield* server.signal("SIGTERM")
       yield* client.closed
-      assert.deepStrictEqual(client.messages.slice(from).map(label), [
-        "SHUTDOWN",
-        "b1:aborting",
-        "BLOCK_JOB_CANCELLED",
-        "b1:concluded",
-        "b1:null"
-      ])
+      assert.deepStrictEqual(client.messages.slice(from).map(wireLabel), stoppedWhileB1Copies)
       assert.deepStrictEqual(client.messages[from]!.data, { guest: false, reason: "host-signal" })
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
@@ -159,21 +149,11 @@ describe("effect-jobs serve + qmp", () => {
       fs.writeFileSync(join(dir, "src"), bytes(3_000_000))
       const { server } = yield* serve(["--socket", socket], { cwd: dir })
       const client = yield* wireClient({ path: socket })
-      const label = (m: WireMessage) =>
-        m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
-      yield* client.execute("backup", { "job-id": "b1", source: "src", target: "dst", speed: 65_536 })
-      yield* client.awaitMessage((m) => label(m) === "b1:running")
-      const from = client.messages.length
+      const from = yield* startSlowBackup(client, "src", "dst")
 
       yield* server.signal("SIGHUP")
       yield* client.closed
-      assert.deepStrictEqual(client.messages.slice(from).map(label), [
-        "SHUTDOWN",
-        "b1:aborting",
-        "BLOCK_JOB_CANCELLED",
-        "b1:concluded",
-        "b1:null"
-      ])
+      assert.deepStrictEqual(client.messages.slice(from).map(wireLabel), stoppedWhileB1Copies)
       const exited = yield* server.exited
       assert.deepStrictEqual([exited.code, exited.signal], [0, null], exited.stderr)
       assert.match(exited.stdout, /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)

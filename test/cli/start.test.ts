@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { type WireMessage, wireClient } from "../qmp/harness.ts"
+import { startSlowBackup, stoppedWhileB1Copies, wireClient, wireLabel } from "../qmp/harness.ts"
 import { bytes, entries, tempDir } from "./harness.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -118,7 +118,6 @@ const awaitGone = (pid: number) =>
     Effect.ignore
   )
 
-const label = (m: WireMessage) => m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
 
 /** Starts the server with npm, a slow backup in it, then signals npm (or its group); checks the server ended cleanly. */
 const stopWith = (signal: NodeJS.Signals, to: "npm" | "group") =>
@@ -135,19 +134,11 @@ const stopWith = (signal: NodeJS.Signals, to: "npm" | "group") =>
 
     // The server's directory is the project's: the backup's paths are absolute.
     const client = yield* wireClient({ path: socket })
-    yield* client.execute("backup", { "job-id": "b1", source: join(dir, "src"), target: join(dir, "dst"), speed: 65_536 })
-    yield* client.awaitMessage((m) => label(m) === "b1:running")
-    const from = client.messages.length
+    const from = yield* startSlowBackup(client, join(dir, "src"), join(dir, "dst"))
 
     process.kill(to === "npm" ? npm.pid : -npm.pid, signal)
     yield* client.closed
-    assert.deepStrictEqual(client.messages.slice(from).map(label), [
-      "SHUTDOWN",
-      "b1:aborting",
-      "BLOCK_JOB_CANCELLED",
-      "b1:concluded",
-      "b1:null"
-    ])
+    assert.deepStrictEqual(client.messages.slice(from).map(wireLabel), stoppedWhileB1Copies)
     const exit = yield* npm.exited
     // npm has no handler for SIGHUP, so it dies of it; every other signal it passes on, and exits as the server did.
     const npmDiesOfIt = signal === "SIGHUP"

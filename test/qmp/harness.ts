@@ -185,3 +185,23 @@ export const wireClient = (
     yield* execute("qmp_capabilities")
     return { messages, execute, awaitMessage, closed: Deferred.await(closed) }
   })
+
+/** A message as `job:status` for a status change, the event's name for other events, `reply` for a reply. */
+export const wireLabel = (m: WireMessage): string =>
+  m.event === "JOB_STATUS_CHANGE" ? `${m.data?.id}:${m.data?.status}` : m.event ?? "reply"
+
+/**
+ * Starts backup `b1` at 64 KiB/s (still copying when the test stops the server)
+ * and waits until it runs; returns where the messages after that begin.
+ */
+export const startSlowBackup = (client: WireClient, source: string, target: string) =>
+  Effect.map(
+    Effect.andThen(
+      client.execute("backup", { "job-id": "b1", source, target, speed: 65_536 }),
+      client.awaitMessage((m) => wireLabel(m) === "b1:running")
+    ),
+    () => client.messages.length
+  )
+
+/** What a client sees, in `wireLabel`s, when the server stops while `b1` is copying. */
+export const stoppedWhileB1Copies = ["SHUTDOWN", "b1:aborting", "BLOCK_JOB_CANCELLED", "b1:concluded", "b1:null"]
