@@ -29,4 +29,6 @@ export * as Qmp from "./Qmp.ts"
 /** @since 0.1.0 */
 export * as RateLimit from "./RateLimit.ts"
 /** @since 0.1.0 */
+export * as RateMeter from "./RateMeter.ts"
+/** @since 0.1.0 */
 export * as FileDrivers from "./drivers/layer.ts"

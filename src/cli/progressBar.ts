@@ -17,6 +17,7 @@
  * The rate is measured over the last few seconds of samples, so a paused or
  * throttled job shows its current rate, not its average.
  */
+import { RateMeter } from "../RateMeter.ts"
 
 export interface Progress {
   readonly current: number
@@ -111,36 +112,6 @@ const fields = (progress: Progress, rate: number | undefined, shown: Shown): Rea
 /** `12.0 MiB / 30.0 MiB  40%  5.00 MiB/s  ETA 0:04` (no ETA once the job no longer runs, or is done) */
 export const describe = (progress: Progress, rate: number | undefined, shown: Shown = {}): string =>
   fields(progress, rate, shown).join("  ")
-
-/**
- * The rate of a growing counter, over the samples of the last `windowMillis`.
- */
-export class RateMeter {
-  private readonly windowMillis: number
-  private samples: Array<{ readonly at: number; readonly value: number }> = []
-
-  constructor(windowMillis: number = 3000) {
-    this.windowMillis = windowMillis
-  }
-
-  /** Records the counter's value at time `at` (milliseconds). */
-  add(at: number, value: number): void {
-    const last = this.samples[this.samples.length - 1]
-    // A counter that went back (a mirror re-reading its source) starts a new measurement.
-    if (last !== undefined && value < last.value) this.samples = []
-    this.samples.push({ at, value })
-    const oldest = at - this.windowMillis
-    while (this.samples.length > 2 && this.samples[1]!.at <= oldest) this.samples.shift()
-  }
-
-  /** Units per second; undefined until two samples at least 200 ms apart. */
-  get rate(): number | undefined {
-    const first = this.samples[0]
-    const last = this.samples[this.samples.length - 1]
-    if (first === undefined || last === undefined || last.at - first.at < 200) return undefined
-    return ((last.value - first.value) * 1000) / (last.at - first.at)
-  }
-}
 
 export interface ProgressBarOptions {
   /** What the line starts with, e.g. `backup`. */

@@ -24,7 +24,8 @@ import { clientFlags, type ClientFlags, clientTarget, describeTarget, oneEndpoin
 import { type CommandFailed, exitCodes, exitOnSignalWith, fail } from "./exit.ts"
 import { httpAlone, watchHttpFlag } from "./http.ts"
 import { connectHttp, type WatchSource } from "./watchHttp.ts"
-import { describe, formatBytes, formatPercent, formatRate, RateMeter, renderBar } from "./progressBar.ts"
+import { RateMeter } from "../RateMeter.ts"
+import { describe, formatBytes, formatPercent, formatRate, renderBar } from "./progressBar.ts"
 
 interface Row {
   readonly id: string

@@ -11,9 +11,9 @@ import {
   formatElapsed,
   formatPercent,
   ProgressBar,
-  RateMeter,
   renderBar
 } from "../../src/cli/progressBar.ts"
+import { RateMeter } from "../../src/RateMeter.ts"
 
 describe("progress arithmetic", () => {
   it("sizes, percentages, durations", () => {

@@ -11,7 +11,8 @@ import { TestClock } from "effect/testing"
 import * as JobDriver from "../../src/JobDriver.ts"
 import type { JobHandle } from "../../src/JobHandle.ts"
 import * as Jobs from "../../src/Jobs.ts"
-import { eta, RateMeter } from "../../src/http/rates.ts"
+import { eta } from "../../src/http/rates.ts"
+import { RateMeter } from "../../src/RateMeter.ts"
 import { post, request, serve } from "./harness.ts"
 
 describe("RateMeter", () => {
