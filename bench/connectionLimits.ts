@@ -20,33 +20,22 @@
  * client's p99 stays under 5 ms.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Layer, References, Schema } from "effect"
+import { Effect, Layer, References } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
-import * as JobDriver from "../src/JobDriver.ts"
 import * as Jobs from "../src/Jobs.ts"
 import * as Qmp from "../src/Qmp.ts"
 import { defaultMaxConnections, defaultPartialMessageBudget } from "../src/qmp/server.ts"
 import { elapsedNs, now, progress, round, summarize } from "./measure.ts"
+import { IdleDriver } from "./idleDriver.ts"
 
 const self = fileURLToPath(import.meta.url)
 const kib = 1024
 
 // ---- the server process
 
-/** A job that waits until woken or cancelled, forever (as in bench/qmp.ts). */
-const IdleDriver = JobDriver.make({
-  type: "idle",
-  params: Schema.Struct({}),
-  make: (_params, job) =>
-    Effect.succeed({
-      run: Effect.gen(function*() {
-        while (!(yield* job.cancelRequested)) yield* job.yield
-      })
-    })
-})
 
 const serverMain = Effect.gen(function*() {
   const jobs = yield* Jobs.Jobs

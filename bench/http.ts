@@ -16,25 +16,14 @@
  *   effect-jobs / baseline (p50).
  */
 import { NodeServices } from "@effect/platform-node"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as http from "node:http"
 import * as Http from "../src/Http.ts"
-import * as JobDriver from "../src/JobDriver.ts"
 import * as Jobs from "../src/Jobs.ts"
 import * as Qmp from "../src/Qmp.ts"
 import { elapsedNs, type LatencySummary, now, progress, round, summarize } from "./measure.ts"
+import { IdleDriver } from "./idleDriver.ts"
 
-/** A job that waits (yield) until woken or cancelled, forever. */
-const IdleDriver = JobDriver.make({
-  type: "idle",
-  params: Schema.Struct({}),
-  make: (_params, job) =>
-    Effect.succeed({
-      run: Effect.gen(function*() {
-        while (!(yield* job.cancelRequested)) yield* job.yield
-      })
-    })
-})
 
 /** One GET over `agent`; resolves with the body's length. */
 const get = (agent: http.Agent, port: number, path: string): Promise<number> =>

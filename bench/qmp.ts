@@ -13,24 +13,13 @@
  * protocol checks), measured with the same client.
  */
 import { NodeServices } from "@effect/platform-node"
-import { Effect, FileSystem, Layer, Schema } from "effect"
+import { Effect, FileSystem, Layer } from "effect"
 import * as Net from "node:net"
-import * as JobDriver from "../src/JobDriver.ts"
 import * as Jobs from "../src/Jobs.ts"
 import * as Qmp from "../src/Qmp.ts"
 import { type LatencySummary, elapsedNs, now, progress, round, summarize } from "./measure.ts"
+import { IdleDriver } from "./idleDriver.ts"
 
-/** A job that waits (yield) until woken or cancelled, forever. */
-const IdleDriver = JobDriver.make({
-  type: "idle",
-  params: Schema.Struct({}),
-  make: (_params, job) =>
-    Effect.succeed({
-      run: Effect.gen(function*() {
-        while (!(yield* job.cancelRequested)) yield* job.yield
-      })
-    })
-})
 
 type Transport = "unix" | "tcp"
 
