@@ -6,10 +6,11 @@
  * @internal
  */
 import { Cause, Effect, Exit } from "effect"
+import { traceCallback } from "../observability/tracing.ts"
 import { JobCallbackDefect } from "./callbackFailure.ts"
 import { settleOutcomeUnsafe } from "./conclude.ts"
 import { canceledMessage, causeMessage, type JobRecord } from "./jobRecord.ts"
-import { memberCompleted } from "./txn.ts"
+import { memberCompleted, memberCompletedInlineUnsafe } from "./txn.ts"
 
 const errorOf = (job: JobRecord, exit: Exit.Exit<void, unknown>): string | undefined => {
   if (job.callbackFailure !== undefined) return job.callbackFailure.message
@@ -36,12 +37,30 @@ const runReturnedUnsafe = (job: JobRecord, exit: Exit.Exit<void, unknown>): bool
   return false
 }
 
-/** The body of a started job's fiber. `body` is the pause point followed by the driver's `run`. */
-export const runJob = (job: JobRecord, body: Effect.Effect<void, unknown>): Effect.Effect<void> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.exit(restore(body)), (exit) =>
-      Effect.flatMap(Effect.sync(() => runReturnedUnsafe(job, exit)), (failed) => memberCompleted(job, failed)))
-  )
+/**
+ * The job's fiber (started uninterruptible): its pause point and `run` — the only
+ * part a force cancel interrupts — then the outcome, recorded and handed to the
+ * transaction. A force cancel may arrive between the move to RUNNING and the
+ * fiber's first step: then `run` never begins.
+ */
+export const runJob = (job: JobRecord): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    const engine = job.engine
+    job.runFiber = fiber
+    engine.fibers.add(fiber)
+    const run = traceCallback(job, "run", job.callbacks!.run)
+    const body = Effect.suspend(() =>
+      job.isCancelled ? Effect.interrupt : job.pauseCount === 0 ? run : Effect.andThen(job.handle!.pausePoint, run)
+    )
+    return Effect.flatMap(Effect.exit(Effect.interruptible(body)), (exit) => {
+      const failed = runReturnedUnsafe(job, exit)
+      if (memberCompletedInlineUnsafe(job, failed)) {
+        engine.fibers.delete(fiber)
+        return Effect.void
+      }
+      return Effect.ensuring(memberCompleted(job, failed), Effect.sync(() => engine.fibers.delete(fiber)))
+    })
+  })
 
 /** Cancel before start: the completion path runs at once, in the caller's fiber. */
 export const completeUnstarted = (job: JobRecord): Effect.Effect<void> =>

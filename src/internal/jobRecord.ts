@@ -311,6 +311,17 @@ export class JobRecord implements Job {
     }
   }
 
+  /**
+   * Nothing of the job's end needs an Effect step: the driver has no callback
+   * after `run` (prepare, commit, abort, clean, free), and no cancel request is
+   * calling it.
+   */
+  get endsInline(): boolean {
+    const c = this.callbacks
+    return this.cancelsInFlight === 0 && c !== undefined && c.prepare === undefined && c.commit === undefined &&
+      c.abort === undefined && c.clean === undefined && c.free === undefined
+  }
+
   /** Marks finalization begun and waits for the cancel requests already calling the driver. */
   beginFinalization(): Effect.Effect<void> {
     return Effect.suspend(() => {

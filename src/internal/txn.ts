@@ -23,7 +23,7 @@
 import { Effect, Exit } from "effect"
 import { traceCallback } from "../observability/tracing.ts"
 import { markCancelled, requestCancel } from "./cancelRequest.ts"
-import { finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
+import { finalizeInlineUnsafe, finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
 import type { TxnPhase, TxnState } from "./txnState.ts"
 
@@ -61,6 +61,29 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
         )
     }
   })
+
+/**
+ * `memberCompleted` for a job alone in its transaction that `endsInline`: the
+ * same decisions, transitions, events and wake-ups, in the one synchronous step
+ * that records the outcome. Returns false (nothing done) when the general path
+ * must run.
+ */
+export const memberCompletedInlineUnsafe = (job: JobRecord, failed: boolean): boolean => {
+  const txn = job.txn
+  if (txn.explicit || txn.currentPhase !== "running" || !job.endsInline) return false
+  if (!failed && txn.manualFinalize > 0) {
+    txn.moveSoloUnsafe("pending")
+    allPendingUnsafe(txn)
+    return true
+  }
+  txn.moveSoloUnsafe(failed ? "aborting" : "committing")
+  txn.finalizationBegun = true
+  if (failed) txn.firstError ??= job.error
+  else allPendingUnsafe(txn)
+  finalizeInlineUnsafe(job)
+  txn.settleUnsafe(failed ? { _tag: "Aborted", error: txn.firstError ?? "Operation canceled" } : { _tag: "Committed" })
+  return true
+}
 
 const allPendingUnsafe = (txn: TxnState): void => {
   const members = txn.newestFirst()

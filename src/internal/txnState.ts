@@ -80,6 +80,11 @@ export class TxnState {
     })
   }
 
+  /** Moves a private transaction's phase, in a step that has already decided (see `memberCompletedInlineUnsafe`). */
+  moveSoloUnsafe(phase: TxnPhase): void {
+    this.soloPhase = phase
+  }
+
   /**
    * One member's `run` has returned: counts it off and moves the phase by `f`
    * (given the members still running), atomically, as `decide` does.

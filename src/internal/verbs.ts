@@ -89,8 +89,16 @@ const withVerb = <A, E>(
 const callbackFailed = (job: JobRecord, callback: string) => (cause: Cause.Cause<unknown>) =>
   Effect.fail(new CallbackFailed({ id: job.label, callback, detail: causeMessage(cause) }))
 
-export const start = (engine: EngineState, ref: JobRef) =>
-  onJob(engine, ref, (job): Effect.Effect<void, JobAlreadyStarted | EngineClosing> => {
+/**
+ * Start is one synchronous step from the look-up to the job's fiber running (it
+ * runs at once, inside this step, until it first waits): nothing can interrupt
+ * it half-way, so it needs no uninterruptible region.
+ */
+export const start = (engine: EngineState, ref: JobRef): Effect.Effect<void, JobNotFound | JobAlreadyStarted | EngineClosing> =>
+  Effect.withFiber((caller) => {
+    const job = lookupUnsafe(engine, ref)
+    if (!(job instanceof JobRecord)) return Effect.fail(job)
+    if (job.txn.locked) return Effect.andThen(job.txn.awaitSettled(), start(engine, ref))
     if (engine.closing) return Effect.fail(new EngineClosing())
     if (job.started || job.status !== "created") {
       return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))
@@ -101,18 +109,9 @@ export const start = (engine: EngineState, ref: JobRef) =>
     job.busy = true
     job.paused = false
     job.transition("running")
-    // A force cancel may arrive between the move to RUNNING and the fiber's first step.
-    const run = Effect.andThen(job.handle!.pausePoint, traceCallback(job, "run", job.callbacks!.run))
-    const body = Effect.suspend(() => (job.isCancelled ? Effect.interrupt : run))
-    return Effect.asVoid(Effect.forkDetach(
-      Effect.withFiber((fiber) => {
-        job.runFiber = fiber
-        engine.fibers.add(fiber)
-        fiber.addObserver(() => engine.fibers.delete(fiber))
-        return runJob(job, body)
-      }),
-      { startImmediately: true }
-    ))
+    // Detached from the caller (the job outlives it), with the caller's services.
+    Effect.runForkWith(caller.context)(runJob(job), { uninterruptible: true })
+    return Effect.void
   })
 
 export const pause = (engine: EngineState, ref: JobRef) =>
