@@ -48,10 +48,16 @@ export const register = <P, E, R>(drivers: Drivers, driver: JobDriver<P, E, R>) 
   Effect.contextWith((context: Context.Context<R>) =>
     Effect.suspend(() => {
       if (drivers.has(driver.type)) return Effect.fail(new DriverAlreadyRegistered({ type: driver.type }))
-      const decode = Schema.decodeUnknownEffect(driver.params as Schema.Decoder<P>)
+      const decodeEffect = Schema.decodeUnknownEffect(driver.params as Schema.Decoder<P>)
+      const decodeExit = Schema.decodeUnknownExit(driver.params as Schema.Decoder<P>)
       const check = driver.check
       drivers.set(driver.type, {
-        decode: (params) => decode(params),
+        // Most parameter schemas decode synchronously: their result is ready as an Exit. A
+        // schema that cannot (an asynchronous transformation) is run as an Effect.
+        decode: (params) => {
+          const exit = decodeExit(params)
+          return Exit.isSuccess(exit) || !Cause.hasDies(exit.cause) ? exit : decodeEffect(params)
+        },
         make: (params, job) => Effect.provideContext(driver.make(params as P, job), context),
         check: check === undefined ? undefined : (params) => Effect.provideContext(check(params as P), context)
       })
@@ -88,16 +94,18 @@ export const check = (
     }
     const driver = drivers.get(options.type)
     if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
-    const decoded = Effect.mapError(
-      driver.decode(options.params ?? {}),
-      (e) => new InvalidParameters({ type: options.type, detail: e.message })
-    )
     const refuse = (cause: Cause.Cause<unknown>) =>
       Effect.fail(new JobRefused({ id: options.id ?? "", type: options.type, detail: causeMessage(cause) }))
-    return Effect.flatMap(decoded, (params): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
+    const checked = (params: unknown): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
       driver.check === undefined
         ? Effect.succeed([driver, params])
-        : Effect.as(Effect.catchCause(driver.check(params), refuse), [driver, params]))
+        : Effect.as(Effect.catchCause(driver.check(params), refuse), [driver, params])
+    const decoded = driver.decode(options.params ?? {})
+    if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return checked(decoded.value)
+    return Effect.flatMap(
+      Effect.mapError(decoded, (e) => new InvalidParameters({ type: options.type, detail: e.message })),
+      checked
+    )
   })
 
 export const create = (engine: EngineState, drivers: Drivers, options: CreateOptions): Effect.Effect<Job, CreateError> =>
@@ -127,40 +135,46 @@ const setUp = (
   )
   job.speed = options.speed ?? 0
   job.handle = new JobHandleImpl(job)
+  const publish = (
+    made: Exit.Exit<JobCallbacks<unknown>, unknown>
+  ): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
+    if (Exit.isFailure(made) && Cause.hasInterruptsOnly(made.cause)) return Effect.failCause(made.cause as Cause.Cause<never>)
+    // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
+    const refusal = engine.closing
+      ? new EngineClosing()
+      : options.id !== undefined && engine.byId.has(options.id)
+      ? new JobIdInUse({ id: options.id })
+      : txn.currentPhase !== "running"
+      ? new TxnClosed({ id: job.label })
+      : undefined
+    if (refusal !== undefined) {
+      const free = Exit.isSuccess(made) ? made.value.free : undefined
+      return Effect.andThen(free === undefined ? Effect.void : afterOutcome(job, "free", free), Effect.fail(refusal))
+    }
+    engine.jobs.add(job)
+    if (job.id !== undefined) engine.byId.set(job.id, job)
+    if (Exit.isSuccess(made)) {
+      job.callbacks = made.value
+      txn.join(job)
+      jobCreated(job)
+      if (engine.tracing !== undefined) startJobSpan(job, engine.tracing, creator)
+      job.transition("created")
+      return Effect.succeed(job)
+    }
+    // Early fail: the job is created and, at once, dismissed (CREATED → NULL).
+    job.transition("created")
+    return Effect.andThen(
+      dismiss(job),
+      Effect.fail(new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) }))
+    )
+  }
+  const making = driver.make(params, job.handle!)
+  // Callbacks made without running anything (`Effect.succeed`) are published in this step.
+  if (Exit.isExit(making) && Exit.isSuccess(making)) {
+    const published = publish(making)
+    return Exit.isExit(published) ? published : Effect.uninterruptible(published)
+  }
   // Once `make` has returned, the job is published (or its callbacks freed) whatever
   // happens to the caller: built callbacks are never dropped on the floor.
-  return Effect.uninterruptibleMask((restore) => Effect.flatMap(
-    Effect.exit(restore(driver.make(params, job.handle!))),
-    (made): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
-      if (Exit.isFailure(made) && Cause.hasInterruptsOnly(made.cause)) return Effect.failCause(made.cause as Cause.Cause<never>)
-      // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
-      const refusal = engine.closing
-        ? new EngineClosing()
-        : options.id !== undefined && engine.byId.has(options.id)
-        ? new JobIdInUse({ id: options.id })
-        : txn.currentPhase !== "running"
-        ? new TxnClosed({ id: job.label })
-        : undefined
-      if (refusal !== undefined) {
-        const free = Exit.isSuccess(made) ? made.value.free : undefined
-        return Effect.andThen(free === undefined ? Effect.void : afterOutcome(job, "free", free), Effect.fail(refusal))
-      }
-      engine.jobs.add(job)
-      if (job.id !== undefined) engine.byId.set(job.id, job)
-      if (Exit.isSuccess(made)) {
-        job.callbacks = made.value
-        txn.join(job)
-        jobCreated(job)
-        if (engine.tracing !== undefined) startJobSpan(job, engine.tracing, creator)
-        job.transition("created")
-        return Effect.succeed(job)
-      }
-      // Early fail: the job is created and, at once, dismissed (CREATED → NULL).
-      job.transition("created")
-      return Effect.andThen(
-        dismiss(job),
-        Effect.fail(new JobSetupFailed({ id: job.label, type: job.type, detail: causeMessage(made.cause) }))
-      )
-    }
-  ))
+  return Effect.uninterruptibleMask((restore) => Effect.flatMap(Effect.exit(restore(making)), publish))
 }
