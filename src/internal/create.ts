@@ -171,7 +171,7 @@ const setUp = (
   const making = driver.make(params, job.handle!)
   // Callbacks made without running anything (`Effect.succeed`) are published in this step.
   if (Exit.isExit(making) && Exit.isSuccess(making)) {
-    const published = publish(making)
+    const published = publish(making as Exit.Exit<JobCallbacks<unknown>, unknown>)
     return Exit.isExit(published) ? published : Effect.uninterruptible(published)
   }
   // Once `make` has returned, the job is published (or its callbacks freed) whatever

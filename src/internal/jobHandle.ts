@@ -1,7 +1,7 @@
 /**
- * The `JobHandle` a driver gets: a thin view over the job's record. Only the
- * pause point is built up front (drivers call it in every loop); the rest is
- * made on use, which keeps a parked job small.
+ * The `JobHandle` a driver gets: a thin view over the job's record. Its
+ * effects are made on first use (the pause point, which drivers call in every
+ * loop, once per job), which keeps a short job and a parked one small.
  * @internal
  */
 import { type Duration, Effect } from "effect"
@@ -13,13 +13,16 @@ import { enterUnsafe, makePausePoint, makeSleep, makeYield } from "./pausing.ts"
 
 export class JobHandleImpl implements JobHandle {
   readonly job: JobRecord
-  readonly pausePoint: Effect.Effect<void>
+  private pausePointEffect: Effect.Effect<void> | undefined = undefined
   private yieldEffect: Effect.Effect<void> | undefined = undefined
   private sleepFn: ((duration: Duration.Input) => Effect.Effect<void>) | undefined = undefined
 
   constructor(job: JobRecord) {
     this.job = job
-    this.pausePoint = makePausePoint(job)
+  }
+
+  get pausePoint(): Effect.Effect<void> {
+    return (this.pausePointEffect ??= makePausePoint(this.job))
   }
 
   get id(): string | undefined {
