@@ -9,6 +9,7 @@ import type { JobHandle } from "../JobHandle.ts"
 import type { JobStatus } from "../JobStatus.ts"
 import type { JobTxn } from "../JobTxn.ts"
 import type { JobRecord } from "./jobRecord.ts"
+import { finished, withInlineStep } from "./inlineStep.ts"
 import { enterUnsafe, makePausePoint, makeSleep, makeYield } from "./pausing.ts"
 
 export class JobHandleImpl implements JobHandle {
@@ -56,9 +57,16 @@ export class JobHandleImpl implements JobHandle {
     return Effect.sync(() => this.job.speed)
   }
   update(done: number): Effect.Effect<void> {
-    return Effect.sync(() => {
-      this.job.current += done
-    })
+    const job = this.job
+    return withInlineStep(
+      Effect.sync(() => {
+        job.current += done
+      }),
+      () => {
+        job.current += done
+        return finished
+      }
+    )
   }
   setRemaining(remaining: number): Effect.Effect<void> {
     return Effect.sync(() => {

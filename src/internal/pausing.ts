@@ -10,6 +10,7 @@
  */
 import { Deferred, Duration, Effect, Exit } from "effect"
 import { inJobLoop } from "./callbackFailure.ts"
+import { finished, withInlineStep } from "./inlineStep.ts"
 import type { JobRecord } from "./jobRecord.ts"
 
 /** QEMU job_enter: wakes the job if it waits in `yield` or `sleep`. */
@@ -78,9 +79,6 @@ const parkSlow = (job: JobRecord): Effect.Effect<void> =>
     })
   )
 
-const done: IteratorReturnResult<void> = { done: true, value: undefined }
-const finished: Iterator<never, void> = { next: () => done }
-
 /**
  * The pause point. As an Effect it is a suspend that checks the pause count.
  * `yield*` inside `Effect.gen` — how drivers use it in their loops — checks the
@@ -90,10 +88,10 @@ const finished: Iterator<never, void> = { next: () => done }
 export const makePausePoint = (job: JobRecord): Effect.Effect<void> => {
   let slow: Effect.Effect<void> | undefined
   const slowPath = () => (slow ??= parkSlow(job))
-  const pausePoint = Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slowPath()))
-  ;(pausePoint as { [Symbol.iterator]: () => Iterator<unknown, void> })[Symbol.iterator] = () =>
-    job.pauseCount === 0 ? finished : slowPath()[Symbol.iterator]()
-  return pausePoint
+  return withInlineStep(
+    Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slowPath())),
+    () => (job.pauseCount === 0 ? finished : slowPath()[Symbol.iterator]())
+  )
 }
 
 const waitForWake = (job: JobRecord, timer: Duration.Duration | undefined): Effect.Effect<void> =>
