@@ -75,6 +75,8 @@ const parkSlow = (job: JobRecord): Effect.Effect<void> =>
           }))
         )
       })
+      // Without pause and resume hooks (most drivers) a parked job holds no frames for them.
+      if (job.callbacks?.pause === undefined && job.callbacks?.resume === undefined) return park
       return Effect.andThen(hook(job, "pause"), Effect.ensuring(park, hook(job, "resume")))
     })
   )
