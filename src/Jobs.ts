@@ -197,7 +197,11 @@ export const discardUnstarted = (jobs: JobsService, created: ReadonlyArray<Job>)
 export interface JobsOptions {
   /** Events a subscriber may fall behind before it is cut off (default 4096). */
   readonly eventBuffer?: number | undefined
-  /** Events the event log keeps for subscribers that resume from a sequence number (default 10,000; 0 keeps none). */
+  /**
+   * Events the event log keeps for subscribers that resume from a sequence number (default 10,000; 0 keeps
+   * none). The log opens when it is first read — a subscription or a snapshot — since nobody holds a
+   * sequence number before that; until then events are not even built.
+   */
   readonly retainedEvents?: number | undefined
 }
 

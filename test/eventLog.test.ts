@@ -68,6 +68,7 @@ describe("event log", () => {
   it.effect("a cursor older than what is retained fails with CursorExpired, naming the oldest retained", () =>
     Effect.gen(function*() {
       const jobs = yield* Jobs
+      yield* jobs.snapshot // the log keeps events from its first read on
       for (const id of ["a", "b", "c"]) yield* jobs.awaitOutcome(yield* jobs.run({ type: "test", id, params: { iterations: 0 } }))
       const { seq } = yield* jobs.snapshot
       assert.isAbove(seq, 5)
@@ -78,6 +79,25 @@ describe("event log", () => {
       const ok = yield* Effect.exit(Effect.scoped(jobs.subscribe({ since: seq - 5 })))
       assert.isTrue(Exit.isSuccess(ok))
     }).pipe(Effect.provide(Testing.layerWith({ retainedEvents: 5 }))))
+
+  it.effect("the log opens at its first read: events before it are not built, every one after it is kept", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      yield* jobs.awaitOutcome(yield* jobs.run({ type: "test", id: "unseen", params: { iterations: 0 } }))
+      const first = yield* jobs.snapshot
+      assert.strictEqual(first.seq, 0)
+      yield* jobs.awaitOutcome(yield* jobs.run({ type: "test", id: "seen", params: { iterations: 0 } }))
+      const last = (yield* jobs.snapshot).seq
+      const replayed = yield* Effect.scoped(Effect.flatMap(jobs.subscribe({ since: first.seq }), (events) =>
+        Stream.runCollect(Stream.take(events, last - first.seq))))
+      assert.strictEqual(replayed.length, last)
+      assert.deepStrictEqual(replayed.map((e) => e.seq), replayed.map((_, i) => i + 1))
+      assert.isTrue(replayed.every((e) => e.id === "seen"))
+      assert.deepStrictEqual(
+        replayed.filter((e) => e._tag === "StatusChange").map((e) => (e as { status: string }).status),
+        ["created", "running", "waiting", "pending", "concluded", "null"]
+      )
+    }).pipe(Effect.provide(Testing.layer)))
 })
 
 /** One step of the property: a job action, the clock, or a subscriber leaving or coming back. */

@@ -102,7 +102,11 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       get: (id) => verbs.lookup(engine, id),
       list: Effect.sync(list),
       // One synchronous step: the list is exactly the state after event `seq`.
-      snapshot: Effect.sync(() => ({ seq: engine.hub.seq, jobs: list() })),
+      snapshot: Effect.sync(() => {
+        // Its `seq` is a cursor to resume from: the log keeps what follows.
+        engine.hub.openLog()
+        return { seq: engine.hub.seq, jobs: list() }
+      }),
       pause: (ref) => countPause(verbs.pause(engine, ref)),
       resume: (ref) => countResume(verbs.resume(engine, ref)),
       cancel: (ref, cancelOptions) => countCancel(verbs.cancel(engine, ref, cancelOptions)),

@@ -13,7 +13,8 @@
  * number and timestamp, and keeps the last `retained` events in a ring, so a
  * subscriber can start after any retained sequence number: the replay and the
  * live events are handed over in one synchronous step, with no gap and no
- * duplicate.
+ * duplicate. The log opens when it is first read (a subscription or a
+ * snapshot); until then no event is built at all, since nobody can ask for one.
  *
  * Every subscription counts the events it was given and those its reader has
  * come back for more after (`processed`), so `awaitDelivered` can wait until
@@ -129,9 +130,21 @@ export class EventHub {
     this.onOverflow = options.onOverflow
   }
 
+  /**
+   * The log keeps events from the first time it is read — a subscription or a
+   * snapshot (`openLog`). Before that nobody can hold a sequence number to
+   * resume from, so there is nothing to keep them for.
+   */
+  private opened = false
+
   /** Whether anyone listens, or the log keeps events: lets the engine skip building events nobody reads. */
   get active(): boolean {
-    return this.retained > 0 || this.subscribers.size > 0
+    return this.subscribers.size > 0 || (this.opened && this.retained > 0)
+  }
+
+  /** Someone reads the log (a snapshot's `seq` is a cursor): from now on it keeps events. */
+  openLog(): void {
+    this.opened = true
   }
 
   /** The sequence number of the last event published (0 before the first). */
@@ -233,6 +246,7 @@ export class EventHub {
   ): Effect.Effect<Stream.Stream<JobEvent, EventsOverflow>, CursorExpired, Scope.Scope> {
     return Effect.acquireRelease(
       Effect.suspend(() => {
+        this.opened = true
         const replay = since === undefined ? [] : this.replayAfter(since)
         if (replay === undefined) return Effect.fail(new CursorExpired({ since: since!, oldest: this.oldest }))
         // The replay comes on top of the subscriber's own allowance.
