@@ -75,45 +75,71 @@ const idRuleViolation = (engine: EngineState, options: CreateOptions) => {
   return undefined
 }
 
+/** The checks that need no Effect, in QEMU's order: what refuses the job, or its driver. */
+const refusalOrDriver = (
+  engine: EngineState,
+  drivers: Drivers,
+  options: CreateOptions
+): CreateError | RegisteredDriver => {
+  if (engine.closing) return new EngineClosing()
+  const invalid = idRuleViolation(engine, options)
+  if (invalid !== undefined) return invalid
+  if (options.speed !== undefined && options.speed < 0) {
+    return new NegativeSpeed({ id: options.id ?? "", speed: options.speed })
+  }
+  const txn = options.txn as TxnState | undefined
+  if (txn !== undefined && txn.currentPhase !== "running") return new TxnClosed({ id: options.id ?? "" })
+  return drivers.get(options.type) ?? new UnknownJobType({ type: options.type })
+}
+
+const isDriver = (found: CreateError | RegisteredDriver): found is RegisteredDriver => !("_tag" in found)
+
+/** The decoded parameters, then the driver's own check of them. */
+const decodeAndCheck = (driver: RegisteredDriver, options: CreateOptions): Effect.Effect<unknown, CreateError> =>
+  Effect.flatMap(
+    Effect.mapError(
+      driver.decode(options.params ?? {}),
+      (e) => new InvalidParameters({ type: options.type, detail: e.message })
+    ),
+    (params) =>
+      driver.check === undefined ? Effect.succeed(params) : Effect.as(
+        Effect.catchCause(driver.check(params), (cause) =>
+          Effect.fail(new JobRefused({ id: options.id ?? "", type: options.type, detail: causeMessage(cause) }))),
+        params
+      )
+  )
+
 /** Everything `create` checks before building the job; the driver and the decoded parameters. */
 export const check = (
   engine: EngineState,
   drivers: Drivers,
   options: CreateOptions
 ): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
-  Effect.suspend((): Effect.Effect<[RegisteredDriver, unknown], CreateError> => {
-    if (engine.closing) return Effect.fail(new EngineClosing())
-    const invalid = idRuleViolation(engine, options)
-    if (invalid !== undefined) return Effect.fail(invalid)
-    if (options.speed !== undefined && options.speed < 0) {
-      return Effect.fail(new NegativeSpeed({ id: options.id ?? "", speed: options.speed }))
-    }
-    const txn = options.txn as TxnState | undefined
-    if (txn !== undefined && txn.currentPhase !== "running") {
-      return Effect.fail(new TxnClosed({ id: options.id ?? "" }))
-    }
-    const driver = drivers.get(options.type)
-    if (driver === undefined) return Effect.fail(new UnknownJobType({ type: options.type }))
-    const refuse = (cause: Cause.Cause<unknown>) =>
-      Effect.fail(new JobRefused({ id: options.id ?? "", type: options.type, detail: causeMessage(cause) }))
-    const checked = (params: unknown): Effect.Effect<[RegisteredDriver, unknown], CreateError> =>
-      driver.check === undefined
-        ? Effect.succeed([driver, params])
-        : Effect.as(Effect.catchCause(driver.check(params), refuse), [driver, params])
-    const decoded = driver.decode(options.params ?? {})
-    if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) return checked(decoded.value)
-    return Effect.flatMap(
-      Effect.mapError(decoded, (e) => new InvalidParameters({ type: options.type, detail: e.message })),
-      checked
-    )
+  Effect.suspend(() => {
+    const found = refusalOrDriver(engine, drivers, options)
+    if (!isDriver(found)) return Effect.fail(found)
+    return Effect.map(decodeAndCheck(found, options), (params): [RegisteredDriver, unknown] => [found, params])
   })
 
 export const create = (engine: EngineState, drivers: Drivers, options: CreateOptions): Effect.Effect<Job, CreateError> =>
-  Effect.flatMap(check(engine, drivers, options), ([driver, params]) =>
-    engine.tracing === undefined
-      ? setUp(engine, options, driver, params, Option.none())
-      // The job's span links to the span it was created in.
-      : Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (creator) => setUp(engine, options, driver, params, creator)))
+  Effect.suspend(() => {
+    const driver = refusalOrDriver(engine, drivers, options)
+    if (!isDriver(driver)) return Effect.fail(driver)
+    // The common case — parameters that decode at once, no check of the driver's own, no
+    // tracing — goes on to set-up in this step.
+    if (driver.check === undefined && engine.tracing === undefined) {
+      const decoded = driver.decode(options.params ?? {})
+      if (Exit.isExit(decoded) && Exit.isSuccess(decoded)) {
+        return setUp(engine, options, driver, decoded.value, Option.none())
+      }
+    }
+    return Effect.flatMap(decodeAndCheck(driver, options), (params) =>
+      engine.tracing === undefined
+        ? setUp(engine, options, driver, params, Option.none())
+        // The job's span links to the span it was created in.
+        : Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (creator) =>
+          setUp(engine, options, driver, params, creator)))
+  })
 
 /** The driver builds the job's callbacks before anyone can see the job: no verb meets a half-built one. */
 const setUp = (

@@ -66,6 +66,10 @@ const waitIn = <W, A, E>(
 
 export const canceledMessage = "Operation canceled"
 
+// Outcomes are read-only values: the ones without data are shared.
+const succeededOutcome: JobOutcome = Object.freeze({ _tag: "Succeeded" })
+const cancelledOutcome: JobOutcome = Object.freeze({ _tag: "Cancelled" })
+
 export class JobRecord implements Job {
   status: JobStatus.JobStatus = "undefined"
   /** Pause requests: creation's, the user's, each hold's. `pausePoint` parks while it is above 0. */
@@ -176,9 +180,9 @@ export class JobRecord implements Job {
   /** The outcome as QEMU's sync helpers and the final result report it. */
   outcome(): JobOutcome {
     if (this.isCancelled && (this.error === undefined || this.error === canceledMessage)) {
-      return { _tag: "Cancelled" }
+      return cancelledOutcome
     }
-    return this.error === undefined ? { _tag: "Succeeded" } : { _tag: "Failed", error: this.error }
+    return this.error === undefined ? succeededOutcome : { _tag: "Failed", error: this.error }
   }
 
   /**

@@ -25,7 +25,7 @@ import { traceCallback } from "../observability/tracing.ts"
 import { markCancelled, requestCancel } from "./cancelRequest.ts"
 import { finalizeInlineUnsafe, finalizeJob, settleOutcomeUnsafe } from "./conclude.ts"
 import { causeMessage, type JobRecord } from "./jobRecord.ts"
-import type { TxnPhase, TxnState } from "./txnState.ts"
+import { committed, type TxnPhase, type TxnState } from "./txnState.ts"
 
 type MemberDecision = "wait" | "allPending" | "finalize" | "abort"
 
@@ -81,7 +81,7 @@ export const memberCompletedInlineUnsafe = (job: JobRecord, failed: boolean): bo
   if (failed) txn.firstError ??= job.error
   else allPendingUnsafe(txn)
   finalizeInlineUnsafe(job)
-  txn.settleUnsafe(failed ? { _tag: "Aborted", error: txn.firstError ?? "Operation canceled" } : { _tag: "Committed" })
+  txn.settleUnsafe(failed ? { _tag: "Aborted", error: txn.firstError ?? "Operation canceled" } : committed)
   return true
 }
 
@@ -219,7 +219,7 @@ const commitOrAbort = (
       if (commit) {
         return Effect.andThen(
           Effect.forEach(members, finalizeJob, { discard: true }),
-          Effect.sync(() => txn.settleUnsafe({ _tag: "Committed" }))
+          Effect.sync(() => txn.settleUnsafe(committed))
         )
       }
       const cause = failing ?? members.find((m) => m.isCancelled) ?? members[0]!

@@ -21,6 +21,9 @@ export type TxnPhase = "running" | "pending" | "finalizing" | "committing" | "co
 
 export type TxnOutcome = { readonly _tag: "Committed" } | { readonly _tag: "Aborted"; readonly error: string }
 
+/** A read-only value, shared. */
+export const committed: TxnOutcome = Object.freeze({ _tag: "Committed" })
+
 export class TxnState {
   /** In creation order; members join only when they are created. */
   readonly members: Array<JobRecord> = []

@@ -313,12 +313,13 @@ export const failureResult = (cause: Cause.Cause<unknown>): string => {
 /** Counts each run of a verb's Effect in `verb_requests_total`, by its result. */
 export const verbCounter = (metrics: JobMetrics, verb: string) => {
   const ok = metrics.verb(verb, "ok")
-  return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.flatMap(Effect.exit(effect), (exit) => {
-      if (Exit.isSuccess(exit)) ok.value++
-      else metrics.verb(verb, failureResult(exit.cause)).value++
-      return exit
-    })
+  // One finalizer per verb, shared by every call.
+  const count = (exit: Exit.Exit<unknown, unknown>) => {
+    if (Exit.isSuccess(exit)) ok.value++
+    else metrics.verb(verb, failureResult(exit.cause)).value++
+    return Effect.void
+  }
+  return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.onExit(effect, count)
 }
 
 // ---- connections
