@@ -1,9 +1,11 @@
 /**
  * The HTTP API: the engine's jobs as JSON over HTTP — list them, create
  * them and transactions of them, pause, resume, cancel, complete, finalize,
- * dismiss and rate-limit them — and their events as Server-Sent Events,
- * built on effect's own `effect/http` and `effect/http-api` modules.
- * `docs/http.md` is the reference of every endpoint, with curl examples.
+ * dismiss and rate-limit them — their events and progress as Server-Sent
+ * Events, and a dashboard page at `/` that uses nothing else, built on
+ * effect's own `effect/http` and `effect/http-api` modules. `docs/http.md`
+ * is the reference of every endpoint, with curl examples; `docs/dashboard.md`
+ * describes the page.
  *
  * A server of its own, on a loopback address:
  *
@@ -31,6 +33,7 @@
  * has one), and every POST must be `application/json`: a web page on another
  * site can neither read the API nor post to it. There is no authentication:
  * serve it on loopback only, or behind something that authenticates.
+ * `readOnly: true` refuses every POST (403).
  *
  * @since 0.1.0
  */
@@ -43,10 +46,15 @@ export {
   CreateTransaction,
   EventMessage,
   EventsGroup,
+  JobDetail,
   JobsGroup,
   JobsSnapshot,
   JobView,
+  Progress,
+  ProgressMessage,
   Reset,
+  ServerGroup,
+  ServerInfo,
   SpeedRequest,
   StateMachineGroup,
   Tables,
@@ -61,6 +69,7 @@ export {
   ErrorDetail,
   Forbidden,
   NotFound,
+  ReadOnly,
   Unavailable,
   UnsupportedMediaType
 } from "./http/errors.ts"

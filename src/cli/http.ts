@@ -7,6 +7,9 @@
  *   line `listening on http://HOST:PORT` tells which. The option may be
  *   given more than once, the last one counting (so `npm start -- --http
  *   127.0.0.1:0` replaces the start script's own); `--http off` serves none.
+ *   The dashboard is at its `/`, and its URL is printed too.
+ * - `serve --http-read-only` makes that API refuse every POST (403): the
+ *   dashboard then shows the jobs and offers no actions.
  * - `watch --http URL` follows a server through its HTTP API instead of QMP.
  */
 import { Effect, Option, type Scope } from "effect"
@@ -24,6 +27,14 @@ export const serveHttpFlag = Flag.String("http").pipe(
       "The last one given counts; 'off' serves none"
   ),
   Flag.atLeast(0)
+)
+
+/** `--http-read-only` of `serve`. */
+export const serveHttpReadOnlyFlag = Flag.Boolean("http-read-only").pipe(
+  Flag.withDescription(
+    "Make the HTTP API read-only: every POST is refused (403), and the dashboard shows the jobs without offering actions"
+  ),
+  Flag.withDefault(false)
 )
 
 /** Where `--http` says to serve: `undefined` for none; an Error saying what is wrong. */
@@ -45,17 +56,33 @@ export const httpEndpoint = (values: ReadonlyArray<string> | undefined): TcpEndp
   return endpoint
 }
 
-/** For `Command.validate`: a usage error unless `--http` names a loopback address (or `off`). */
+/**
+ * For `Command.validate`: a usage error unless `--http` names a loopback
+ * address (or `off`), and unless `--http-read-only` comes with an `--http`.
+ */
 export const validateServeHttp = (
-  values: ReadonlyArray<string> | undefined
+  values: ReadonlyArray<string> | undefined,
+  readOnly = false
 ): Effect.Effect<void, CliError.ValidationError> => {
   const endpoint = httpEndpoint(values)
-  return endpoint instanceof Error ? Effect.fail(new CliError.ValidationError({ message: endpoint.message })) : Effect.void
+  if (endpoint instanceof Error) return Effect.fail(new CliError.ValidationError({ message: endpoint.message }))
+  if (endpoint === undefined && readOnly) {
+    return Effect.fail(new CliError.ValidationError({ message: "--http-read-only needs --http HOST:PORT" }))
+  }
+  return Effect.void
+}
+
+/** What `serve` tells the HTTP API besides where to listen. */
+export interface HttpSettings {
+  readonly readOnly?: boolean | undefined
+  /** The `effect-jobs qmp` flags that reach the QMP server, once it listens. */
+  readonly qmpFlags?: (() => ReadonlyArray<string> | undefined) | undefined
 }
 
 /** Starts the HTTP API in the current scope, if `--http` asks for it; its URL. */
 export const startHttp = (
-  values: ReadonlyArray<string> | undefined
+  values: ReadonlyArray<string> | undefined,
+  settings: HttpSettings = {}
 ): Effect.Effect<Option.Option<string>, CommandFailed, Jobs | Scope.Scope> =>
   Effect.gen(function*() {
     const endpoint = httpEndpoint(values)
@@ -63,11 +90,18 @@ export const startHttp = (
     if (endpoint === undefined) return Option.none()
     // Loaded only when asked for: every command of the CLI starts faster without it.
     const Http = yield* Effect.promise(() => import("../Http.ts"))
-    const server = yield* Http.make({ host: endpoint.host, port: endpoint.port }).pipe(
-      Effect.catch((error) => fail(error.message))
-    )
+    const server = yield* Http.make({
+      host: endpoint.host,
+      port: endpoint.port,
+      readOnly: settings.readOnly,
+      qmpFlags: settings.qmpFlags
+    }).pipe(Effect.catch((error) => fail(error.message)))
     return Option.some(server.url)
   })
+
+/** The dashboard's line: where to point a browser. */
+export const dashboardLine = (url: string, readOnly: boolean): string =>
+  `dashboard: ${url}/${readOnly ? " (read-only: the API refuses every POST)" : ""}`
 
 /** How to reach the HTTP API at `url`, for the `connect with:` lines. */
 export const howToReachHttp = (url: string): ReadonlyArray<string> => [

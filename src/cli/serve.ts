@@ -14,7 +14,9 @@
  *   not act on is reported (a warning) and set aside or left alone, and the
  *   server starts anyway; only a directory it cannot list stops it.
  * - With `--http HOST:PORT` (a loopback address), it also serves the HTTP API
- *   (see `http.ts`); its URL is printed (`listening on http://HOST:PORT`).
+ *   and the dashboard (see `http.ts`); their URLs are printed (`listening on
+ *   http://HOST:PORT`, `dashboard: http://HOST:PORT/`). `--http-read-only`
+ *   makes the API refuse every POST.
  * - With `--otlp URL` (or `OTEL_EXPORTER_OTLP_ENDPOINT`), traces, metrics and
  *   logs go to that OpenTelemetry collector over OTLP/HTTP; what is still
  *   buffered is sent as the server stops.
@@ -31,7 +33,14 @@ import * as Qmp from "../Qmp.ts"
 import { defaultMaxConnections } from "../qmp/server.ts"
 import { readTls, remoteNeedsTls, socketFlag, tcpFlag, type TlsFlags, tlsFlags } from "./endpoint.ts"
 import { type CommandFailed, exitOnSignalWith, fail } from "./exit.ts"
-import { howToReachHttp, serveHttpFlag, startHttp, validateServeHttp } from "./http.ts"
+import {
+  dashboardLine,
+  howToReachHttp,
+  serveHttpFlag,
+  serveHttpReadOnlyFlag,
+  startHttp,
+  validateServeHttp
+} from "./http.ts"
 
 export interface ServeOptions extends TlsFlags {
   readonly socket: Option.Option<string>
@@ -44,6 +53,8 @@ export interface ServeOptions extends TlsFlags {
   readonly otlp?: Option.Option<string> | undefined
   /** `--http HOST:PORT`, as given (the last one counts). */
   readonly http?: ReadonlyArray<string> | undefined
+  /** `--http-read-only`: the HTTP API refuses every POST. */
+  readonly httpReadOnly?: boolean | undefined
 }
 
 /** `--otlp URL`, else the `OTEL_EXPORTER_OTLP_ENDPOINT` variable, else no export. */
@@ -111,6 +122,14 @@ const howToConnect = (address: Qmp.ListenAddress, tlsCa: string | undefined): Re
   ]
 }
 
+/** The `effect-jobs qmp` flags that reach the server at `address`. */
+const clientFlagsFor = (address: Qmp.ListenAddress, tlsCa: string | undefined): ReadonlyArray<string> => {
+  if (address._tag === "Unix") return ["--socket", address.path]
+  const host = address.host === "0.0.0.0" || address.host === "::" ? "127.0.0.1" : address.host
+  const tcp = ["--tcp", `${host.includes(":") ? `[${host}]` : host}:${address.port}`]
+  return tlsCa === undefined ? tcp : [...tcp, "--tls-cert", "CLIENT.pem", "--tls-key", "CLIENT-key.pem", "--tls-ca", tlsCa]
+}
+
 const run = (options: ServeOptions) =>
   Effect.gen(function*() {
     const path = yield* Path.Path
@@ -129,7 +148,10 @@ const run = (options: ServeOptions) =>
         )
       })
     // Started before the QMP server, so stopped after it: its event streams see every job's end.
-    const httpUrl = yield* startHttp(options.http)
+    // The QMP server's address, for the dashboard's "copy as CLI", is known once it listens.
+    let qmpFlags: ReadonlyArray<string> | undefined
+    const httpReadOnly = options.httpReadOnly ?? false
+    const httpUrl = yield* startHttp(options.http, { readOnly: httpReadOnly, qmpFlags: () => qmpFlags })
     const server = yield* Qmp.make({
       socket: Option.isSome(options.socket) ? options.socket.value : Option.isSome(options.tcp) ? false : Qmp.defaultSocketPath,
       tcp: Option.isSome(options.tcp) ? { ...options.tcp.value, allowRemote: options.allowRemote, tls } : undefined,
@@ -139,13 +161,17 @@ const run = (options: ServeOptions) =>
 
     yield* Console.log(`effect-jobs ${versionText} QMP server (job types backup, mirror)`)
     const tlsCa = tls === undefined || Option.isNone(options.tlsCa) ? undefined : path.resolve(options.tlsCa.value)
+    qmpFlags = server.addresses.length === 0 ? undefined : clientFlagsFor(server.addresses[0]!, tlsCa)
     for (const address of server.addresses) {
       yield* Console.log(`listening on ${Qmp.formatAddress(address)}`)
       if (address._tag === "Tcp" && tlsCa !== undefined) {
         yield* Console.log(`  mutual TLS: only clients with a certificate signed by ${tlsCa}`)
       }
     }
-    if (Option.isSome(httpUrl)) yield* Console.log(`listening on ${httpUrl.value} (HTTP API)`)
+    if (Option.isSome(httpUrl)) {
+      yield* Console.log(`listening on ${httpUrl.value} (HTTP API)`)
+      yield* Console.log(dashboardLine(httpUrl.value, httpReadOnly))
+    }
     yield* Console.log("connect with:")
     for (const address of server.addresses) {
       for (const line of howToConnect(address, address._tag === "Tcp" ? tlsCa : undefined)) yield* Console.log(line)
@@ -201,10 +227,11 @@ export const serveCommand = Command.make("serve", {
     Flag.withDefault(defaultMaxConnections)
   ),
   otlp: otlpFlag,
-  http: serveHttpFlag
+  http: serveHttpFlag,
+  httpReadOnly: serveHttpReadOnlyFlag
 }, serve).pipe(
   Command.validate((input) => remoteNeedsTls(input)),
-  Command.validate((input) => validateServeHttp(input.http)),
+  Command.validate((input) => validateServeHttp(input.http, input.httpReadOnly)),
   Command.withDescription(
     "Run the QMP server with the backup and mirror job types. Stops on quit, Ctrl-C, SIGTERM or SIGHUP, cancelling every job."
   ),
@@ -213,7 +240,11 @@ export const serveCommand = Command.make("serve", {
     { command: "effect-jobs serve --tcp 127.0.0.1:4444", description: "Listen on TCP port 4444 only" },
     { command: "effect-jobs serve --socket /run/jobs.sock --tcp 127.0.0.1:0", description: "Both; a free TCP port" },
     { command: "effect-jobs serve --otlp http://127.0.0.1:4318", description: "Export traces and metrics to a collector" },
-    { command: "effect-jobs serve --http 127.0.0.1:8080", description: "Serve the HTTP API too, on port 8080" },
+    { command: "effect-jobs serve --http 127.0.0.1:8080", description: "Serve the HTTP API and the dashboard too, on port 8080" },
+    {
+      command: "effect-jobs serve --http 127.0.0.1:8080 --http-read-only",
+      description: "The same, read-only: the dashboard shows the jobs and offers no actions"
+    },
     {
       command: "effect-jobs serve --tcp 0.0.0.0:4444 --allow-remote --tls-cert server.pem --tls-key server-key.pem --tls-ca ca.pem",
       description: "Remote clients with a certificate signed by ca.pem"

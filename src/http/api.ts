@@ -13,7 +13,7 @@ import { JobInfo } from "../Job.ts"
 import { JobEvent } from "../JobEvent.ts"
 import { JobStatus } from "../JobStatus.ts"
 import { JobVerb } from "../JobVerb.ts"
-import { BadRequest, Conflict, Forbidden, NotFound, Unavailable, UnsupportedMediaType } from "./errors.ts"
+import { BadRequest, Conflict, Forbidden, NotFound, ReadOnly, Unavailable, UnsupportedMediaType } from "./errors.ts"
 
 /**
  * One job as the API shows it: QEMU's `JobInfo` and what else a management
@@ -47,6 +47,24 @@ export const JobView = Schema.Struct({
  * @category models
  */
 export type JobView = typeof JobView.Type
+
+/**
+ * One job with what it was created with: `GET /api/jobs/:id`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobDetail = Schema.Struct({
+  ...JobView.fields,
+  /** The parameters it was created with, for a job created over this API (not over QMP or by a program). */
+  params: Schema.optionalKey(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type JobDetail = typeof JobDetail.Type
 
 /**
  * Every job, and the sequence number of the last event the list reflects:
@@ -189,6 +207,47 @@ export const Reset = Schema.Struct({
  */
 export type Reset = typeof Reset.Type
 
+/**
+ * The `data` of an `event: progress` of `GET /api/progress`: the jobs whose
+ * view changed since the stream's last message (every job in its first),
+ * read together after the event `seq`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Progress = Schema.Struct({
+  seq: Schema.Number,
+  jobs: Schema.Array(JobView)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Progress = typeof Progress.Type
+
+/**
+ * What a client should know about the server before it offers anything:
+ * `GET /api/server`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ServerInfo = Schema.Struct({
+  /** Every POST is refused (403, `ReadOnly`): show, do not offer actions. */
+  readOnly: Schema.Boolean,
+  /** The sequence number of the latest event: a client resuming the event stream is caught up once it has seen it. */
+  seq: Schema.Number,
+  /** The flags of `effect-jobs qmp` that reach the QMP server of the same jobs (`["--socket", PATH]`), if there is one. */
+  qmpFlags: Schema.NullOr(Schema.Array(Schema.String))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerInfo = typeof ServerInfo.Type
+
 /** The event names of the job events: their `_tag`s. */
 export const jobEventKinds = ["StatusChange", "Ready", "Pending", "Completed", "Cancelled"] as const
 
@@ -211,12 +270,24 @@ export const EventMessage = Schema.Union([
   Schema.Struct({ event: Schema.Literal("shutdown"), data: Schema.fromJsonString(Schema.Struct({})) })
 ])
 
+/**
+ * The messages of `GET /api/progress`: `progress` every sample interval in
+ * which some job's view changed; `shutdown` as the server stops.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ProgressMessage = Schema.Union([
+  Schema.Struct({ event: Schema.Literal("progress"), data: Schema.fromJsonString(Progress) }),
+  Schema.Struct({ event: Schema.Literal("shutdown"), data: Schema.fromJsonString(Schema.Struct({})) })
+])
+
 const JobId = { id: Schema.String }
 
 /** Errors of every endpoint: the guard's. */
 const guarded = [Forbidden] as const
-/** Errors of every POST: the guard's, and a body that is not JSON or does not match. */
-const posted = [Forbidden, UnsupportedMediaType, BadRequest] as const
+/** Errors of every POST: the guard's (a read-only server refuses them all), and a body that is not JSON or does not match. */
+const posted = [Forbidden, ReadOnly, UnsupportedMediaType, BadRequest] as const
 
 const verb = <const Name extends string>(name: Name) =>
   HttpApiEndpoint.post(name, `/jobs/:id/${name}`, {
@@ -233,7 +304,7 @@ const verb = <const Name extends string>(name: Name) =>
 export class JobsGroup extends HttpApiGroup.make("jobs")
   .add(
     HttpApiEndpoint.get("list", "/jobs", { success: JobsSnapshot, error: guarded }),
-    HttpApiEndpoint.get("get", "/jobs/:id", { params: JobId, success: JobView, error: [...guarded, NotFound] }),
+    HttpApiEndpoint.get("get", "/jobs/:id", { params: JobId, success: JobDetail, error: [...guarded, NotFound] }),
     HttpApiEndpoint.post("create", "/jobs", {
       payload: CreateJob,
       success: JobView.pipe(HttpApiSchema.status(201)),
@@ -270,6 +341,18 @@ export class TransactionsGroup extends HttpApiGroup.make("transactions")
       payload: CreateTransaction,
       success: TransactionCreated.pipe(HttpApiSchema.status(201)),
       error: [...posted, Conflict, Unavailable]
+    }),
+    // Checks a request as `create` would, and creates nothing: what a form shows as its user types.
+    HttpApiEndpoint.post("validate", "/transactions/validate", {
+      payload: CreateTransaction,
+      success: HttpApiSchema.NoContent,
+      error: [...posted, Conflict]
+    }),
+    HttpApiEndpoint.post("cancel", "/transactions/:id/cancel", {
+      params: JobId,
+      payload: NoArguments,
+      success: HttpApiSchema.NoContent,
+      error: [...posted, NotFound]
     })
   )
   .prefix("/api")
@@ -288,6 +371,15 @@ export class StateMachineGroup extends HttpApiGroup.make("tables")
  * @since 0.1.0
  * @category api
  */
+export class ServerGroup extends HttpApiGroup.make("server")
+  .add(HttpApiEndpoint.get("get", "/server", { success: ServerInfo, error: guarded }))
+  .prefix("/api")
+{}
+
+/**
+ * @since 0.1.0
+ * @category api
+ */
 export class EventsGroup extends HttpApiGroup.make("events")
   .add(
     HttpApiEndpoint.get("stream", "/events", {
@@ -295,6 +387,10 @@ export class EventsGroup extends HttpApiGroup.make("events")
       headers: { "last-event-id": Schema.optional(Schema.String) },
       success: HttpApiSchema.StreamSse({ events: EventMessage }),
       error: [...guarded, BadRequest]
+    }),
+    HttpApiEndpoint.get("progress", "/progress", {
+      success: HttpApiSchema.StreamSse({ events: ProgressMessage }),
+      error: guarded
     })
   )
   .prefix("/api")
@@ -310,6 +406,7 @@ export class Api extends HttpApi.make("effect-jobs")
   .add(JobsGroup)
   .add(TransactionsGroup)
   .add(StateMachineGroup)
+  .add(ServerGroup)
   .add(EventsGroup)
   .annotateMerge(OpenApi.annotations({
     title: "effect-jobs",

@@ -7,7 +7,7 @@
  * | Status | When |
  * | --- | --- |
  * | 400 | bad parameters: a body that does not match its schema (the parameter's path is in `desc`), an id, type or speed the engine refuses, a driver's check of its parameters |
- * | 403 | a request whose `Host` or `Origin` is not this server's |
+ * | 403 | a request whose `Host` or `Origin` is not this server's; any POST to a read-only server |
  * | 404 | no job with this id; no such resource |
  * | 409 | the job's state does not allow the verb (`VerbNotAllowed`, already paused, not paused, cannot complete, soft cancel of a paused job), an id in use, a driver that refused the verb or failed to set up |
  * | 415 | a POST whose `Content-Type` is not `application/json` |
@@ -61,6 +61,22 @@ export class BadRequest extends Schema.Error<BadRequest>("effect-jobs/http/BadRe
 export class Forbidden extends Schema.Error<Forbidden>("effect-jobs/http/Forbidden")(fields, {
   httpApiStatus: 403,
   description: "Host or Origin not this server's"
+}) {
+  override get message() {
+    return this.error.desc
+  }
+}
+
+/**
+ * 403: the server is read-only (`readOnly`, `serve --http-read-only`): it
+ * refuses every POST, before looking at it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReadOnly extends Schema.Error<ReadOnly>("effect-jobs/http/ReadOnly")(fields, {
+  httpApiStatus: 403,
+  description: "The server is read-only"
 }) {
   override get message() {
     return this.error.desc
@@ -133,7 +149,7 @@ export class Unavailable extends Schema.Error<Unavailable>("effect-jobs/http/Una
  * @since 0.1.0
  * @category errors
  */
-export type ApiError = BadRequest | Forbidden | NotFound | Conflict | UnsupportedMediaType | Unavailable
+export type ApiError = BadRequest | Forbidden | ReadOnly | NotFound | Conflict | UnsupportedMediaType | Unavailable
 
 const detail = (desc: string, errorClass = "GenericError"): { readonly error: ErrorDetail } => ({
   error: { class: errorClass, desc: oneLine(desc) }
@@ -143,6 +159,8 @@ const detail = (desc: string, errorClass = "GenericError"): { readonly error: Er
 export const badRequest = (desc: string): BadRequest => new BadRequest(detail(desc))
 
 export const forbidden = (desc: string): Forbidden => new Forbidden(detail(desc))
+
+export const readOnly = (desc: string): ReadOnly => new ReadOnly(detail(desc))
 
 export const notFound = (desc: string): NotFound => new NotFound(detail(desc))
 

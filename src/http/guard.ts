@@ -9,6 +9,8 @@
  * - `Origin`, when a browser sends one, must be `http://` or `https://` and
  *   one of those hosts: a page on another site cannot use the API, even by
  *   a plain form or a `fetch` with no CORS preflight: 403.
+ * - On a read-only server (`readOnly`), every request that is not a GET or
+ *   HEAD is refused before anything else is looked at: 403, `ReadOnly`.
  * - A POST must say `Content-Type: application/json` (what a plain HTML form
  *   cannot send, so no form posts to the API): 415.
  *
@@ -21,7 +23,7 @@ import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "e
 import { HttpApiError } from "effect/http-api"
 import * as NetAddress from "effect/net/NetAddress"
 import { issueText } from "../qmp/args.ts"
-import { type ApiError, badRequest, forbidden, unsupportedMediaType } from "./errors.ts"
+import { type ApiError, badRequest, forbidden, readOnly, unsupportedMediaType } from "./errors.ts"
 
 /** An error of the API as its response. */
 export const errorResponse = (error: ApiError, status: number): HttpServerResponse.HttpServerResponse =>
@@ -54,10 +56,14 @@ export const ownHosts = (
   return hosts
 }
 
+/** Requests that change nothing: all a read-only server answers. */
+const reading = new Set(["GET", "HEAD"])
+
 /** Why the request is refused, or `undefined`. */
 export const check = (
   request: HttpServerRequest.HttpServerRequest,
-  hosts: ReadonlySet<string>
+  hosts: ReadonlySet<string>,
+  options: { readonly readOnly?: boolean | undefined } = {}
 ): HttpServerResponse.HttpServerResponse | undefined => {
   const host = request.headers.host?.trim().toLowerCase()
   if (host === undefined || host === "") return errorResponse(forbidden("The request has no Host header"), 403)
@@ -65,6 +71,10 @@ export const check = (
   const origin = request.headers.origin
   if (origin !== undefined && !originAllowed(origin, hosts)) {
     return errorResponse(forbidden(`Origin '${origin}' is not this server`), 403)
+  }
+  if (options.readOnly === true && !reading.has(request.method)) {
+    const path = request.url.split("?")[0]
+    return errorResponse(readOnly(`The server is read-only: ${request.method} ${path} is refused`), 403)
   }
   if (request.method === "POST") {
     const mediaType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
@@ -98,13 +108,18 @@ const schemaErrorResponse = (defect: unknown): HttpServerResponse.HttpServerResp
  * The guard, for the routes it is provided to. The server's address comes
  * from its `HttpServer`, when there is one; `allowedHosts` adds to it.
  */
-export const middleware = (options: { readonly allowedHosts?: ReadonlyArray<string> | undefined } = {}) =>
+export const middleware = (
+  options: {
+    readonly allowedHosts?: ReadonlyArray<string> | undefined
+    readonly readOnly?: boolean | undefined
+  } = {}
+) =>
   HttpRouter.middleware(Effect.gen(function*() {
     const server = yield* Effect.serviceOption(HttpServer.HttpServer)
     const hosts = ownHosts(server._tag === "Some" ? server.value.address : undefined, options.allowedHosts)
     return (httpEffect) =>
       Effect.gen(function*() {
-        const refused = check(yield* HttpServerRequest.HttpServerRequest, hosts)
+        const refused = check(yield* HttpServerRequest.HttpServerRequest, hosts, options)
         return refused !== undefined ? refused : yield* httpEffect
       }).pipe(
         Effect.catchDefect((defect) => {

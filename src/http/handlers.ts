@@ -18,17 +18,19 @@ import {
   CancelRequest,
   CreateJob,
   CreateTransaction,
+  type JobDetail,
   type JobsSnapshot,
-  type JobView,
   NoArguments,
+  type ServerInfo,
   SpeedRequest,
   type Tables
 } from "./api.ts"
 import { bodyDecoder } from "./body.ts"
 import { fromJobError, notFound } from "./errors.ts"
 import { cursorOf, eventsResponse } from "./events.ts"
+import { progressResponse } from "./progress.ts"
 import { HttpState } from "./state.ts"
-import { createTransaction } from "./transactions.ts"
+import { cancelTransaction, createTransaction, validateTransaction } from "./transactions.ts"
 
 const decodeCreateJob = bodyDecoder(CreateJob)
 const decodeTransaction = bodyDecoder(CreateTransaction)
@@ -62,7 +64,11 @@ const jobsHandlers = HttpApiBuilder.group(Api, "jobs", (handlers) =>
       .handle("get", ({ params }) =>
         Effect.map(
           Effect.mapError(jobs.get(params.id), (error) => notFound(error.message)),
-          (job) => HttpServerResponse.jsonUnsafe(state.view(job) satisfies JobView)
+          (job) => {
+            const createdWith = state.paramsOf(job)
+            const detail: JobDetail = createdWith === undefined ? state.view(job) : { ...state.view(job), params: createdWith }
+            return HttpServerResponse.jsonUnsafe(detail)
+          }
         ))
       .handleRaw("create", ({ request }) =>
         Effect.gen(function*() {
@@ -90,8 +96,23 @@ const jobsHandlers = HttpApiBuilder.group(Api, "jobs", (handlers) =>
 const transactionsHandlers = HttpApiBuilder.group(Api, "transactions", (handlers) =>
   Effect.gen(function*() {
     const state = yield* HttpState
-    return handlers.handleRaw("create", ({ request }) =>
-      Effect.flatMap(decodeTransaction(request), (body) => createTransaction(state, body)))
+    return handlers
+      .handleRaw("create", ({ request }) => Effect.flatMap(decodeTransaction(request), (body) => createTransaction(state, body)))
+      .handleRaw("validate", ({ request }) =>
+        Effect.flatMap(decodeTransaction(request), (body) => validateTransaction(state, body)))
+      .handleRaw("cancel", ({ params, request }) =>
+        Effect.andThen(decodeNothing(request), cancelTransaction(state, params.id)))
+  }))
+
+const serverHandlers = HttpApiBuilder.group(Api, "server", (handlers) =>
+  Effect.gen(function*() {
+    const state = yield* HttpState
+    return handlers.handle("get", () =>
+      Effect.map(state.jobs.snapshot, ({ seq }): ServerInfo => ({
+        readOnly: state.options.readOnly ?? false,
+        seq,
+        qmpFlags: state.options.qmpFlags?.() ?? null
+      })))
   }))
 
 const tablesHandlers = HttpApiBuilder.group(Api, "tables", (handlers) =>
@@ -100,8 +121,10 @@ const tablesHandlers = HttpApiBuilder.group(Api, "tables", (handlers) =>
 const eventsHandlers = HttpApiBuilder.group(Api, "events", (handlers) =>
   Effect.gen(function*() {
     const state = yield* HttpState
-    return handlers.handle("stream", ({ query, request }) =>
-      Effect.flatMap(cursorOf(request, query.since), (since) => eventsResponse(state, since)))
+    return handlers
+      .handle("stream", ({ query, request }) =>
+        Effect.flatMap(cursorOf(request, query.since), (since) => eventsResponse(state, since)))
+      .handle("progress", () => Effect.sync(() => progressResponse(state)))
   }))
 
 /**
@@ -114,7 +137,8 @@ export const layer: Layer.Layer<
   | Layer.Success<typeof jobsHandlers>
   | Layer.Success<typeof transactionsHandlers>
   | Layer.Success<typeof tablesHandlers>
+  | Layer.Success<typeof serverHandlers>
   | Layer.Success<typeof eventsHandlers>,
   never,
   HttpState
-> = Layer.mergeAll(jobsHandlers, transactionsHandlers, tablesHandlers, eventsHandlers)
+> = Layer.mergeAll(jobsHandlers, transactionsHandlers, tablesHandlers, serverHandlers, eventsHandlers)

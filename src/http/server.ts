@@ -3,8 +3,9 @@
  * its own on `HOST:PORT`.
  *
  * `routes` are the HttpApi (`/api/...`, with its OpenAPI document at
- * `/api/openapi.json`) and `GET /metrics` (Prometheus text, every metric in
- * effect's registry), all behind the guard (`guard.ts`).
+ * `/api/openapi.json`), `GET /metrics` (Prometheus text, every metric in
+ * effect's registry) and the dashboard (`/`, `/dashboard/…`, unless
+ * `dashboard: false`), all behind the guard (`guard.ts`).
  *
  * `layer` serves them on a loopback address only: the API has no
  * authentication, so anyone who can reach it can cancel every job. Any
@@ -23,6 +24,7 @@ import { createServer } from "node:http"
 import type { Jobs } from "../Jobs.ts"
 import { countServerConnections } from "../observability/metrics.ts"
 import { Api, openapiPath } from "./api.ts"
+import * as Dashboard from "./dashboard.ts"
 import { errorResponse } from "./guard.ts"
 import { isLoopbackHost } from "./loopback.ts"
 import * as Guard from "./guard.ts"
@@ -56,12 +58,13 @@ export interface ServeOptions extends HttpOptions {
   readonly port: number
 }
 
-/** The API's routes over an `HttpState`: the HttpApi and `/metrics`, behind the guard. */
+/** The API's routes over an `HttpState`: the HttpApi, `/metrics` and the dashboard, behind the guard. */
 export const routesWithState = (options: HttpOptions = {}) =>
   Layer.mergeAll(
     HttpApiBuilder.layer(Api, { openapiPath }).pipe(Layer.provide(Handlers.layer)),
-    PrometheusMetrics.layerHttp({ path: "/metrics" })
-  ).pipe(Layer.provide(Guard.middleware({ allowedHosts: options.allowedHosts }).layer))
+    PrometheusMetrics.layerHttp({ path: "/metrics" }),
+    options.dashboard === false ? Layer.empty : Dashboard.routes()
+  ).pipe(Layer.provide(Guard.middleware({ allowedHosts: options.allowedHosts, readOnly: options.readOnly }).layer))
 
 /**
  * The API's routes, to add to an `effect/http` router (`HttpRouter.serve`)

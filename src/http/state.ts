@@ -1,8 +1,9 @@
 /**
  * What the HTTP API keeps beside the engine: the ids it gives transactions,
- * the progress samples behind each job's rate, and the signal that ends the
- * event streams when the server stops. One per API: `layer` builds it, and
- * the handlers and the event streams read it.
+ * the parameters of the jobs it created, the progress samples behind each
+ * job's rate, and the signal that ends the event streams when the server
+ * stops. One per API: `layer` builds it, and the handlers and the event
+ * streams read it.
  */
 import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule, Scheduler } from "effect"
 import type { Job } from "../Job.ts"
@@ -35,6 +36,20 @@ export interface HttpOptions {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** As the server stops, how long event streams may take to deliver the last events (default 2 seconds). */
   readonly shutdownGrace?: Duration.Input | undefined
+  /**
+   * Refuse every request that could change anything (every POST) with a 403
+   * (`ReadOnly`); `GET /api/server` says so, and the dashboard offers no
+   * actions (default `false`).
+   */
+  readonly readOnly?: boolean | undefined
+  /** Serve the dashboard at `/` (default `true`). */
+  readonly dashboard?: boolean | undefined
+  /**
+   * The flags of `effect-jobs qmp` that reach the QMP server serving the same
+   * jobs (e.g. `["--socket", "/run/jobs.sock"]`), as `GET /api/server` tells
+   * them; read at each request, so a server may give them once it listens.
+   */
+  readonly qmpFlags?: (() => ReadonlyArray<string> | undefined) | undefined
 }
 
 export interface StreamSettings {
@@ -60,6 +75,12 @@ export interface HttpStateShape {
   readonly view: (job: Job) => JobView
   /** The id of a transaction created by a user; this API names them `t1`, `t2`, … as it first sees them. */
   readonly nameTxn: (txn: JobTxn) => string
+  /** The transaction this API calls `id`, while one of its members is listed. */
+  readonly findTxn: (id: string) => Effect.Effect<JobTxn | undefined>
+  /** Keeps the parameters a job was created with (over this API). */
+  readonly recordParams: (job: Job, params: unknown) => void
+  /** The parameters a job was created with, if it was created over this API. */
+  readonly paramsOf: (job: Job) => unknown
   /** Completed once the event streams are to end (the server is stopping). */
   readonly closing: Deferred.Deferred<void>
   /** The event streams being written. */
@@ -101,6 +122,8 @@ const make = (options: HttpOptions) =>
       return id
     }
 
+    const params = new WeakMap<Job, unknown>()
+
     const view = (job: Job): JobView => {
       const { current, total } = job.progress
       const rate = rates.rateOf(job)
@@ -139,6 +162,15 @@ const make = (options: HttpOptions) =>
       // No other fiber runs between the snapshot and the look-ups: no job can be dismissed in between.
       Effect.provideService(Scheduler.PreventSchedulerYield, true)
     )
+
+    const findTxn = (id: string): Effect.Effect<JobTxn | undefined> =>
+      Effect.map(listedJobs, (listed) => {
+        for (const job of listed.jobs) {
+          const txn = userTxnOf(job)
+          if (txn !== undefined && txnIds.get(txn) === id) return txn
+        }
+        return undefined
+      })
 
     const snapshot: Effect.Effect<JobsSnapshot> = Effect.map(listedJobs, (listed) => ({
       seq: listed.seq,
@@ -179,6 +211,9 @@ const make = (options: HttpOptions) =>
       snapshot,
       view,
       nameTxn,
+      findTxn,
+      recordParams: (job, value) => params.set(job, value),
+      paramsOf: (job) => params.get(job),
       closing,
       activeStreams,
       endStreams

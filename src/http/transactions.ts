@@ -12,13 +12,16 @@
  * the error then lists the jobs finds none of them.
  *
  * With `grouped` the jobs share one `JobTxn`: they all commit or all abort.
+ * `validateTransaction` makes the first step alone. A user's transaction is
+ * cancelled as one: a force cancel of one member, which aborts them all.
  */
 import { Effect } from "effect"
 import type { Job } from "../Job.ts"
 import { type CreateOptions, discardUnstarted, type JobsService } from "../Jobs.ts"
 import * as JobTxn from "../JobTxn.ts"
+import * as JobVerb from "../JobVerb.ts"
 import type { CreateJob, CreateTransaction, TransactionCreated } from "./api.ts"
-import { type ApiError, conflict, fromJobError } from "./errors.ts"
+import { type ApiError, conflict, fromJobError, notFound } from "./errors.ts"
 import type { HttpStateShape } from "./state.ts"
 
 const createOptions = (job: CreateJob, txn: JobTxn.JobTxn | undefined): CreateOptions => ({
@@ -43,6 +46,25 @@ const validateAll = (jobs: JobsService, members: ReadonlyArray<CreateJob>): Effe
     }
   })
 
+/** Whether `createTransaction` would accept the request now; creates nothing. */
+export const validateTransaction = (state: HttpStateShape, request: CreateTransaction): Effect.Effect<void, ApiError> =>
+  validateAll(state.jobs, request.jobs)
+
+/**
+ * Aborts the transaction this API calls `id`: force-cancels its first member
+ * that still accepts `cancel`, which cancels the others. Does nothing once
+ * every member is past cancelling, or once the transaction has started
+ * committing (the engine ignores the cancel then). 404 once no member is listed.
+ */
+export const cancelTransaction = (state: HttpStateShape, id: string): Effect.Effect<void, ApiError> =>
+  Effect.gen(function*() {
+    const txn = yield* state.findTxn(id)
+    if (txn === undefined) return yield* notFound("Transaction not found")
+    const member = txn.members.find((job) => JobVerb.isAllowed("cancel", job.status))
+    if (member === undefined) return
+    // A member that moved on since it was picked is no reason to fail: the transaction is ending anyway.
+    yield* Effect.ignore(state.jobs.cancel(member, { force: true }))
+  })
 
 /**
  * Validates, creates and starts the request's jobs, all or none; answers with
@@ -63,6 +85,7 @@ export const createTransaction = (
         Effect.catch((error) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(fromJobError(error))))
       )
       created.push(job)
+      state.recordParams(job, member.params ?? {})
     }
     for (const job of created) {
       yield* jobs.start(job).pipe(

@@ -57,9 +57,10 @@ describe("GET /api/jobs, GET /api/jobs/:id, POST /api/jobs", () => {
       assert.strictEqual(listed.json.seq, 2) // created, running
       assert.deepStrictEqual(listed.json.jobs, [expected])
 
+      // One job has its parameters too: they were given over this API.
       const one = yield* request(server, "/api/jobs/j1")
       assert.strictEqual(one.status, 200)
-      assert.deepStrictEqual(one.json, expected)
+      assert.deepStrictEqual(one.json, { ...expected, params: { iterations: 5, wait: "yield" } })
 
       const missing = yield* request(server, "/api/jobs/nope")
       assert.strictEqual(missing.status, 404)
@@ -297,15 +298,21 @@ describe("GET /api/tables, /api/openapi.json, /metrics", () => {
         "GET /api/events",
         "GET /api/jobs",
         "GET /api/jobs/{id}",
+        "GET /api/progress",
+        "GET /api/server",
         "GET /api/tables",
         "POST /api/jobs",
         ...verbs.map((verb) => `POST /api/jobs/{id}/${verb}`),
-        "POST /api/transactions"
+        "POST /api/transactions",
+        "POST /api/transactions/validate",
+        "POST /api/transactions/{id}/cancel"
       ].sort())
       const create = doc.paths["/api/jobs"].post
       assert.includeMembers(Object.keys(create.responses), ["201", "400", "403", "409", "415"])
       assert.property(doc.paths["/api/jobs/{id}/pause"].post.responses, "404")
       assert.property(doc.paths["/api/events"].get.responses["200"].content, "text/event-stream")
+      assert.property(doc.paths["/api/progress"].get.responses["200"].content, "text/event-stream")
+      assert.deepStrictEqual(Object.keys(doc.paths["/api/server"].get.responses["200"].content["application/json"].schema.properties ?? {}).sort(), ["qmpFlags", "readOnly", "seq"])
     }).pipe(Effect.scoped, Effect.provide(jobsLayer)))
 
   it.live("/metrics: every metric in effect's registry, as Prometheus text", () =>
