@@ -17,7 +17,7 @@
  * Schemas here check shapes and types only; value checks (e.g. `speed ≥ 0`)
  * belong to the commands, where QEMU makes them.
  */
-import { Effect, Result, Schema, SchemaAST, SchemaIssue, SchemaParser, SchemaTransformation } from "effect"
+import { Result, Schema, SchemaAST, SchemaIssue, SchemaParser, SchemaTransformation } from "effect"
 import { GenericError } from "./errors.ts"
 
 const int64Min = -(2n ** 63n)
@@ -176,19 +176,31 @@ export const issueText = (issue: SchemaIssue.Issue, input: unknown): string => d
 
 const options: SchemaAST.ParseOptions = { errors: "all", onExcessProperty: "error" }
 
+/** Arguments of commands that take none: any member is unexpected. */
+export const NoArguments = Schema.Record(Schema.String, Schema.Never)
+
+/** An object without members (and with the plain prototype a parsed one has). */
+const isEmptyObject = (input: unknown): input is Record<string, never> => {
+  if (typeof input !== "object" || input === null || Object.getPrototypeOf(input) !== Object.prototype) return false
+  for (const _ in input) return false
+  return true
+}
+
 /**
  * A decoder of one command's arguments: the decoded value, or a GenericError
  * with QEMU's text.
+ *
+ * A command that takes no arguments is nearly always sent none, and `{}`
+ * decodes to `{}`: that case skips Schema.
  */
-export const decoder = <A>(schema: Schema.Decoder<A>): (input: unknown) => Effect.Effect<A, GenericError> => {
+export const decoder = <A>(schema: Schema.Decoder<A>): (input: unknown) => Result.Result<A, GenericError> => {
   const decode = SchemaParser.decodeUnknownResult(schema, options)
-  return (input) => {
+  const general = (input: unknown): Result.Result<A, GenericError> => {
     const result = decode(input)
     return Result.isSuccess(result)
-      ? Effect.succeed(result.success)
-      : Effect.fail(new GenericError({ desc: issueText(result.failure, input) }))
+      ? Result.succeed(result.success)
+      : Result.fail(new GenericError({ desc: issueText(result.failure, input) }))
   }
+  if ((schema as unknown) !== NoArguments) return general
+  return (input) => (isEmptyObject(input) ? Result.succeed({} as A) : general(input))
 }
-
-/** Arguments of commands that take none: any member is unexpected. */
-export const NoArguments = Schema.Record(Schema.String, Schema.Never)

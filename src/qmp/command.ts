@@ -3,10 +3,11 @@
  * with QEMU's error texts, see `args.ts`) and what it does with them. Commands
  * get what they act on through a `CommandContext`, never through globals.
  */
-import { Effect, type Schema } from "effect"
+import { Effect, Result, type Schema } from "effect"
 import type { JobsService } from "../Jobs.ts"
 import { decoder } from "./args.ts"
 import type { QmpError } from "./errors.ts"
+import type { JobInfoText } from "./jobInfoText.ts"
 import type { VersionInfo } from "./wire.ts"
 
 /** Why the server stops. */
@@ -19,6 +20,8 @@ export interface CommandContext {
   readonly version: VersionInfo
   /** Every command's name (for `query-commands`). */
   readonly commandNames: ReadonlyArray<string>
+  /** `query-jobs`' rows as JSON text, kept between replies (the server's, shared by its clients). */
+  readonly jobInfoText: JobInfoText
   /** Whether this client has negotiated capabilities. */
   readonly negotiated: boolean
   /** Marks this client as negotiated. */
@@ -46,6 +49,10 @@ export const command = <A>(
   const decode = decoder(args)
   return {
     name,
-    execute: (input, context) => Effect.flatMap(decode(input), (decoded) => run(decoded, context))
+    execute: (input, context) =>
+      Effect.suspend(() => {
+        const decoded = decode(input)
+        return Result.isSuccess(decoded) ? run(decoded.success, context) : Effect.fail(decoded.failure)
+      })
   }
 }

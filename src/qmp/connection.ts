@@ -2,7 +2,8 @@
  * One client connection: bytes in, framed into messages (a stream of JSON
  * objects, with the size cap and the nesting limit), handed to the client's
  * session one at a time; replies and events out through the client's bounded
- * `Outbox` and a single writer fiber.
+ * `Outbox` and a single writer fiber (or, while that waits, written by the
+ * outbox itself at the end of the tick that queued them).
  *
  * How a connection begins:
  * - the server already has its maximum of connections: one error line, then
@@ -42,7 +43,7 @@ import type * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { GenericError } from "./errors.ts"
 import { type InputBudget, looksLikeHttpRequest, maxNesting, MessageScanner } from "./framing.ts"
-import { Outbox } from "./outbox.ts"
+import { Outbox, textOf, type WriteNow } from "./outbox.ts"
 import { headId, nestingTooDeep, type RequestId } from "./request.ts"
 import { makeSession, type SessionOptions } from "./session.ts"
 import { errorLine, greetingLine } from "./wire.ts"
@@ -156,6 +157,25 @@ const afterFirstRead: Effect.Effect<void> = Effect.callback<void>((resume) => {
 })
 
 /**
+ * The outbox's write without waiting: only what Node's socket takes without
+ * asking to wait (its `write` returns true when what it holds stays under
+ * the high-water mark), so that a client reading slowly is waited for by the
+ * writer exactly as if it had written this too. Anything unusual (a socket
+ * closing, a write that throws) is left to the writer, which reports it.
+ */
+const writeNowTo = (conn: Net.Socket): WriteNow => (text) => {
+  if (!conn.writable || conn.writableNeedDrain || conn.writableLength + text.length >= conn.writableHighWaterMark) {
+    return false
+  }
+  try {
+    conn.write(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
  * Over the connection limit: one error line, then the connection is closed;
  * nothing the client sends is read. As little as possible is set up (a flood
  * of such clients is what the limit is for): the line is handed to the
@@ -209,7 +229,7 @@ const serve = (
     yield* Effect.addFinalizer(() => Effect.sync(admission.release))
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
-    const outbox = new Outbox(options.outboxMessages, options.outboxBytes)
+    const outbox = new Outbox(options.outboxMessages, options.outboxBytes, conn === undefined ? undefined : writeNowTo(conn))
     const stopped = Deferred.makeUnsafe<Stop>()
     const closed = Deferred.makeUnsafe<void>()
     yield* Effect.addFinalizer(() => Deferred.succeed(closed, undefined))
@@ -247,7 +267,7 @@ const serve = (
       while (true) {
         const lines = yield* outbox.take
         if (lines === undefined) return
-        yield* writer.write(lines.join("\n") + "\n")
+        yield* writer.write(textOf(lines))
       }
     })
     const writing = yield* Effect.forkIn(Effect.ignore(writeLoop), scope, { startImmediately: true })
@@ -280,11 +300,14 @@ const serve = (
     let lastInput = clock.currentTimeMillisUnsafe()
     let firstMessage = true
 
-    /** The next chunks; `None` when an unfinished message got no new byte in time. */
-    const nextInput = Effect.suspend(() => {
-      if (!scanner.unfinished) return Effect.asSome(pull)
+    /** The next chunks; `undefined` when an unfinished message got no new byte in time. */
+    const nextInput: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Socket.SocketError> = Effect.suspend(() => {
+      if (!scanner.unfinished) return pull
       // Bytes that came while a command ran are taken at once, however late.
-      return Effect.timeoutOption(pull, Math.max(0, lastInput + partialTimeout - clock.currentTimeMillisUnsafe()))
+      return Effect.map(
+        Effect.timeoutOption(pull, Math.max(0, lastInput + partialTimeout - clock.currentTimeMillisUnsafe())),
+        Option.getOrUndefined
+      )
     })
 
     const readLoop: Effect.Effect<ReadEnd> = Effect.gen(function*() {
@@ -293,8 +316,8 @@ const serve = (
         let end: ReadEnd | undefined = undefined
         let chunks: ReadonlyArray<Uint8Array>
         if (Exit.isSuccess(input)) {
-          if (Option.isNone(input.value)) return partialTimedOut(options.partialMessageTimeout)
-          chunks = input.value.value
+          if (input.value === undefined) return partialTimedOut(options.partialMessageTimeout)
+          chunks = input.value
           lastInput = clock.currentTimeMillisUnsafe()
         } else {
           end = closedCleanly(input.cause) ? { _tag: "Eof" } : { _tag: "Reset" }
@@ -302,7 +325,7 @@ const serve = (
           if (end._tag === "Reset") outbox.close()
           chunks = unread(conn)
         }
-        const frames = chunks.flatMap((chunk) => scanner.push(chunk))
+        const frames = chunks.length === 1 ? scanner.push(chunks[0]!) : chunks.flatMap((chunk) => scanner.push(chunk))
         if (end !== undefined) frames.push(...scanner.end())
         for (const frame of frames) {
           if (firstMessage) {

@@ -39,7 +39,6 @@ import {
   Layer,
   type Path,
   Scope,
-  Semaphore,
   Stream
 } from "effect"
 import { type Drain, drainOf, drainQueue } from "../internal/eventHub.ts"
@@ -52,6 +51,7 @@ import { type Admission, type Client, handleConnection } from "./connection.ts"
 import { GenericError } from "./errors.ts"
 import { defaultBlockJobTypes, toQmpEvent } from "./events.ts"
 import { InputBudget, maxLineBytes } from "./framing.ts"
+import { JobInfoText } from "./jobInfoText.ts"
 import { type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
 import { eventLine, timestampFromNanos, version } from "./wire.ts"
 
@@ -154,26 +154,39 @@ export const make = (
       return end
     }
 
-    // Flushes never interleave: whatever one takes, it hands out in the same synchronous step.
-    const flushLock = yield* Semaphore.make(1)
+    /**
+     * Set while a flush renews the subscription after an overflow: other
+     * flushes wait for it to end. (Every other flush is one synchronous step,
+     * so flushes never interleave: whatever one takes, it hands out at once.)
+     */
+    let renewing: Deferred.Deferred<void> | undefined = undefined
     /**
      * Hands out every event published so far; then `andThen` runs in the same
      * synchronous step (a reply queued, a client marked negotiated), so no event
      * can slip in between.
      */
     const flushEvents = (andThen?: () => void): Effect.Effect<void> =>
-      flushLock.withPermits(1)(Effect.suspend(function flush(): Effect.Effect<void> {
-        const overflow = deliverBuffered()
-        if (overflow === undefined) {
+      Effect.suspend(function flush(): Effect.Effect<void> {
+        if (renewing !== undefined) return Effect.andThen(Deferred.await(renewing), Effect.suspend(flush))
+        const first = deliverBuffered()
+        if (first === undefined) {
           andThen?.()
           return Effect.void
         }
+        const renewed = (renewing = Deferred.makeUnsafe<void>())
         return Effect.gen(function*() {
-          yield* Effect.logError(`QMP event forwarding fell behind: ${overflow.message}; disconnecting event listeners`)
-          subscription = yield* subscribe
-          return yield* Effect.suspend(flush)
-        })
-      }))
+          let overflow: EventsOverflow | undefined = first
+          while (overflow !== undefined) {
+            yield* Effect.logError(`QMP event forwarding fell behind: ${overflow.message}; disconnecting event listeners`)
+            subscription = yield* subscribe
+            overflow = deliverBuffered()
+          }
+          andThen?.()
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          renewing = undefined
+          Deferred.doneUnsafe(renewed, Exit.void)
+        })))
+      })
 
     // Events nobody's reply flushes (a job's own progress) go out as soon as they are published.
     yield* Effect.forkScoped(
@@ -313,6 +326,7 @@ export const make = (
       commands: commandTable,
       blockJobTypes,
       version,
+      jobInfoText: new JobInfoText(),
       flushEvents,
       runCommand,
       endJobs: endJobsFromCommand,

@@ -20,10 +20,12 @@
  * (a job it creates links its own span to it).
  */
 import { Cause, Effect, Exit } from "effect"
+import type { SpanOptions } from "effect/Tracer"
 import type { JobsService } from "../Jobs.ts"
 import { withSpanWhenTracing } from "../observability/tracing.ts"
 import type { Command, CommandContext, ShutdownReason } from "./command.ts"
 import { commandNotFound, expectingNegotiation, GenericError } from "./errors.ts"
+import type { JobInfoText } from "./jobInfoText.ts"
 import { parseLine } from "./request.ts"
 import { errorLine, returnLine, type VersionInfo } from "./wire.ts"
 
@@ -32,6 +34,8 @@ export interface SessionOptions {
   readonly commands: ReadonlyMap<string, Command>
   readonly blockJobTypes: ReadonlySet<string>
   readonly version: VersionInfo
+  /** `query-jobs`' rows as JSON text, kept between replies. */
+  readonly jobInfoText: JobInfoText
   /** Queues one line for the client. */
   readonly send: (line: string) => void
   /** The client negotiated: it gets events from now on. */
@@ -55,6 +59,25 @@ export interface Session {
   readonly handleLine: (bytes: Uint8Array) => Effect.Effect<void>
 }
 
+/** Each command's span name and options, made once per command. */
+const spans = new WeakMap<Command, { readonly name: string; readonly options: SpanOptions }>()
+
+const spanOf = (command: Command) => {
+  let span = spans.get(command)
+  if (span === undefined) {
+    span = {
+      name: `qmp ${command.name}`,
+      options: {
+        kind: "server",
+        attributes: { "rpc.system": "qmp", "rpc.method": command.name },
+        captureStackTrace: false
+      }
+    }
+    spans.set(command, span)
+  }
+  return span
+}
+
 export const makeSession = (options: SessionOptions): Session => {
   let negotiated = false
   let shutdownAfterReply: ShutdownReason | undefined
@@ -65,6 +88,7 @@ export const makeSession = (options: SessionOptions): Session => {
     blockJobTypes: options.blockJobTypes,
     version: options.version,
     commandNames: names,
+    jobInfoText: options.jobInfoText,
     get negotiated() {
       return negotiated
     },
@@ -82,12 +106,10 @@ export const makeSession = (options: SessionOptions): Session => {
       )
   }
 
-  const run = (command: Command, args: unknown) =>
-    options.runCommand(Effect.uninterruptible(withSpanWhenTracing(command.execute(args, context), `qmp ${command.name}`, {
-      kind: "server",
-      attributes: { "rpc.system": "qmp", "rpc.method": command.name },
-      captureStackTrace: false
-    })))
+  const run = (command: Command, args: unknown) => {
+    const span = spanOf(command)
+    return options.runCommand(Effect.uninterruptible(withSpanWhenTracing(command.execute(args, context), span.name, span.options)))
+  }
 
   /** Queues a reply after every event published so far. */
   const reply = (line: string) => options.flushEvents(() => options.send(line))
@@ -120,10 +142,8 @@ export const makeSession = (options: SessionOptions): Session => {
             const reason = shutdownAfterReply
             shutdownAfterReply = undefined
             if (Exit.isSuccess(exit)) {
-              return Effect.andThen(
-                reply(returnLine(exit.value, id)),
-                reason === undefined ? Effect.void : options.shutdown(reason)
-              )
+              const replied = reply(returnLine(exit.value, id))
+              return reason === undefined ? replied : Effect.andThen(replied, options.shutdown(reason))
             }
             const failure = Cause.findErrorOption(exit.cause)
             if (failure._tag === "Some") return reply(errorLine(failure.value, id))

@@ -47,7 +47,24 @@ const withId = (body: Record<string, unknown>, id: RequestId): Record<string, un
 export const greetingLine = (info: VersionInfo = version): string =>
   JSON.stringify({ QMP: { version: info, capabilities: [] } })
 
-export const returnLine = (value: unknown, id: RequestId): string => JSON.stringify(withId({ return: value }, id))
+/**
+ * A reply's value already written as JSON text (a listing kept between
+ * replies): `returnLine` puts the text where `JSON.stringify` would have
+ * written the value.
+ */
+export class JsonText {
+  readonly text: string
+  constructor(text: string) {
+    this.text = text
+  }
+}
+
+export const returnLine = (value: unknown, id: RequestId): string => {
+  if (!(value instanceof JsonText)) return JSON.stringify(withId({ return: value }, id))
+  // As JSON.stringify writes `{return, id}`: the id after the value, left out if it has no JSON form.
+  const idText = id === undefined ? undefined : JSON.stringify(id.value) as string | undefined
+  return idText === undefined ? `{"return":${value.text}}` : `{"return":${value.text},"id":${idText}}`
+}
 
 export const errorLine = (error: QmpError, id: RequestId): string =>
   JSON.stringify(withId({ error: errorBody(error) }, id))

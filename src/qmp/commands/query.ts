@@ -1,7 +1,7 @@
 /**
  * The query commands: `query-version`, `query-commands`, `query-jobs` (QEMU's
- * JobInfo for every job with an id) and `query-block-jobs` (BlockJobInfo for
- * the block jobs).
+ * JobInfo for every job with an id, see `jobInfoText.ts`) and
+ * `query-block-jobs` (BlockJobInfo for the block jobs).
  */
 import { Effect } from "effect"
 import type { Job } from "../../Job.ts"
@@ -32,19 +32,8 @@ export const queryCommands: ReadonlyArray<Command> = [
   command("query-version", NoArguments, (_, { version }) => Effect.succeed(version)),
   command("query-commands", NoArguments, (_, { commandNames }) =>
     Effect.succeed(commandNames.map((name) => ({ name })))),
-  command("query-jobs", NoArguments, (_, { jobs }) =>
-    Effect.map(jobs.list, (rows) =>
-      rows.map((row) => {
-        const info: Record<string, unknown> = {
-          id: row.id,
-          type: row.type,
-          status: row.status,
-          "current-progress": row.currentProgress,
-          "total-progress": row.totalProgress
-        }
-        if (row.error !== undefined) info.error = row.error
-        return info
-      }))),
+  // As JSON text, reused while no job changed (see jobInfoText.ts).
+  command("query-jobs", NoArguments, (_, { jobs, jobInfoText }) => Effect.map(jobs.list, (rows) => jobInfoText.of(rows))),
   command("query-block-jobs", NoArguments, (_, { jobs, blockJobTypes }) =>
     Effect.gen(function*() {
       const out: Array<Record<string, unknown>> = []
