@@ -16,7 +16,17 @@ import { EventHub } from "./eventHub.ts"
 import type { EngineState, JobRecord } from "./jobRecord.ts"
 import * as verbs from "./verbs.ts"
 
+/**
+ * A job's row in `list`. Rows are read-only values: a job's last row is kept
+ * and handed out again while nothing in it has changed, so a client that polls
+ * the list (QMP `query-jobs`) does not cost a row per job per poll.
+ */
 const info = (job: JobRecord): JobInfo => {
+  const last = job.lastInfo
+  if (
+    last !== undefined && last.status === job.status && last.currentProgress === job.current &&
+    last.totalProgress === job.total && last.error === job.error
+  ) return last
   const row = {
     id: job.id!,
     type: job.type,
@@ -24,7 +34,7 @@ const info = (job: JobRecord): JobInfo => {
     currentProgress: job.current,
     totalProgress: job.total
   }
-  return job.error === undefined ? row : { ...row, error: job.error }
+  return (job.lastInfo = Object.freeze(job.error === undefined ? row : { ...row, error: job.error }))
 }
 
 /** Closing: force-cancel and finish every job, then wait for their fibers. */

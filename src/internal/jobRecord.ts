@@ -7,7 +7,7 @@
  */
 import { Cause, type Clock, Deferred, Effect, Exit, Fiber, MutableRef, Ref, type Tracer } from "effect"
 import type { CallbackFailedCause } from "./callbackFailure.ts"
-import type { Job, JobOutcome } from "../Job.ts"
+import type { Job, JobInfo, JobOutcome } from "../Job.ts"
 import type { JobCallbacks } from "../JobDriver.ts"
 import { StatusNotReached } from "../JobError.ts"
 import type { Unstamped } from "../JobEvent.ts"
@@ -112,6 +112,8 @@ export class JobRecord implements Job {
   handle: JobHandle | undefined = undefined
   /** When it started, on the engine's clock (milliseconds). */
   startedAt = 0
+  /** The job's last row in the engine's list (see `list`). */
+  lastInfo: JobInfo | undefined = undefined
   /** The job's span, from creation until CONCLUDED, when the engine traces. */
   span: Tracer.Span | undefined = undefined
   private statusWaiters: Set<StatusWaiter> | undefined = undefined
