@@ -290,13 +290,17 @@ export class JobRecord implements Job {
    */
   awaitConcluded(): Effect.Effect<JobOutcome> {
     return waitIn(
-      () =>
-        this.status === "null" || (this.status === "concluded" && !this.dismissesItself)
-          ? Exit.succeed(this.outcome())
-          : undefined,
+      () => this.concludedExitUnsafe(),
       () => (this.concludedWaiters ??= new Set()),
       (resume) => resume
     )
+  }
+
+  /** The final outcome if `awaitConcluded` would have it at once, else `undefined`. */
+  concludedExitUnsafe(): Exit.Exit<JobOutcome> | undefined {
+    return this.status === "null" || (this.status === "concluded" && !this.dismissesItself)
+      ? Exit.succeed(this.outcome())
+      : undefined
   }
 
   /**

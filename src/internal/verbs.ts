@@ -214,8 +214,12 @@ export const completeSync = (engine: EngineState, ref: JobRef) =>
 export const awaitStatus = (engine: EngineState, ref: JobRef, status: JobStatus) =>
   Effect.flatMap(lookup(engine, ref), (job) => job.awaitStatus(status))
 
-export const awaitOutcome = (engine: EngineState, ref: JobRef) =>
-  Effect.flatMap(lookup(engine, ref), (job) => job.awaitConcluded())
+export const awaitOutcome = (engine: EngineState, ref: JobRef): Effect.Effect<JobOutcome, JobNotFound> =>
+  Effect.suspend(() => {
+    const job = lookupUnsafe(engine, ref)
+    if (!(job instanceof JobRecord)) return Effect.fail(job)
+    return job.concludedExitUnsafe() ?? job.awaitConcluded()
+  })
 
 export const join = (engine: EngineState, ref: JobRef) =>
   Effect.flatMap(lookup(engine, ref), (job) =>
