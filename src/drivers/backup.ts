@@ -37,11 +37,12 @@ import {
   createTemp,
   type FileDriverOptions,
   FileJobParams,
-  finalizationCallbacks,
   minimumChunk,
   narrowCopyToSource,
+  sharedCallbacks,
   startFileJob,
-  sizeOf
+  sizeOf,
+  takeBuffers
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
@@ -73,13 +74,13 @@ export const makeDriver = (
           // what such files hold (a few KiB) rather than for large files.
           const toEnd = size === 0
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
-          const buffers = [new Uint8Array(length), new Uint8Array(length)] as const
+          const buffers = takeBuffers(job, length)
           yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true)
           yield* narrowCopyToSource(job)
           yield* checkSource(job)
         })
 
-        return { run, ...finalizationCallbacks(job, handle) }
+        return { run, ...sharedCallbacks(job, handle) }
       })
   })
 

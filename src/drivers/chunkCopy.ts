@@ -81,10 +81,12 @@ export interface FileDriverOptions {
 
 /**
  * 4 MiB. Measured with bench/fileDrivers.ts (backup of 1 GiB, page-cached
- * source, ext4, 2 cores): in most runs 1 MiB chunks reached about 70 % of the
- * throughput of 4 MiB ones and 256 KiB less, while 8 MiB added nothing
- * consistent; smaller chunks keep pause, cancel and the rate limit finer. (A
- * rate-limited copy uses smaller chunks anyway: at most one slice's quota.)
+ * source, ext4, 2 cores, each chunk written in `writePiece` pieces): 1 MiB
+ * chunks did about as well as 4 MiB ones, 256 KiB ones 10–30 % worse, 8 MiB
+ * ones no better. Of the chunk sizes that keep up, 4 MiB has the least work per
+ * byte around the copy (progress, rate limit, pause point, source check), and
+ * pause and cancel still wait for one chunk at most. (A rate-limited copy uses
+ * smaller chunks anyway: at most one slice's quota.)
  *
  * @since 0.1.0
  * @category constants
@@ -95,6 +97,35 @@ export const defaultPollInterval: Duration.Input = "1 second"
 
 /** The smallest chunk of a rate-limited copy (QEMU's default cluster size). */
 export const minimumChunk = 64 * 1024
+
+/**
+ * Buffers of a copy: the next chunk is read into one while the other is
+ * written (see `copyAll`). Reading two chunks ahead (three buffers) was slower
+ * in bench/fileDrivers.ts on two cores: the reads only compete with the write.
+ */
+export const copyBuffers = 2
+
+/**
+ * Bytes per write system call of a copy: a chunk is written in pieces of this
+ * size, spread over `writeHandles` handles. A large write has the kernel take
+ * large page-cache folios at once; on the virtual machine the figures come
+ * from (ext4, free memory handed back to the host), 1 GiB written as 4 MiB
+ * writes took 1.7–3.9 s, as 64 KiB pieces 0.3–0.5 s, and in the rounds of
+ * bench/fileDrivers.ts a backup in 4 MiB writes reached 0.4–0.8 × `cp` +
+ * `sync`, in 128 KiB pieces 1.0–1.1 ×. (`cp` itself writes 64 KiB at a time.)
+ * The price is a system call and a round trip through libuv's thread pool per
+ * piece: where large folios are cheap — memory a previous copy has just freed —
+ * whole-chunk writes were up to a quarter faster.
+ */
+export const writePiece = 128 * 1024
+
+/**
+ * Handles on the temporary copy that write a chunk's pieces, each one piece at
+ * a time. The kernel writes into one file one write at a time: the other
+ * handles keep the next pieces waiting at the file rather than behind a round
+ * trip through libuv's thread pool. Three measured better than two or four.
+ */
+export const writeHandles = 3
 
 /** Bytes copied between two write-behind fsyncs of a temporary copy (see `copyAll`). */
 export const flushInterval = 128 * 1024 * 1024
@@ -123,9 +154,31 @@ export interface FileJob {
   /** The temporary copy, once `run` created it. */
   rename: Rename | undefined
   tempFile: FileSystem.File | undefined
+  /** Handles on the temporary copy that write a chunk's pieces (`tempFile` first; see `createTemp`). */
+  tempWriters: ReadonlyArray<FileSystem.File>
   /** The copy's permission bits; only ever narrowed (see `narrowCopyMode`). */
   copyMode: number
   released: boolean
+  /** The copy's buffers (`takeBuffers`), handed back at `release`. */
+  buffers: ReadonlyArray<Uint8Array>
+  /** While `copyAll` runs: its reads ahead (settled at `pause`, see `settleReadsAhead`). */
+  readsAhead: ReadsAhead | undefined
+}
+
+/** A chunk's read, issued before the write that needs it. */
+interface ReadAhead {
+  readonly buffer: Uint8Array
+  readonly offset: number
+  readonly want: number
+  readonly fiber: Fiber.Fiber<number, FileIoError>
+}
+
+/** A copy's reads: those issued and not yet written (in the order of their offsets), and the buffers free. */
+interface ReadsAhead {
+  readonly pending: Array<ReadAhead>
+  readonly idle: Array<Uint8Array>
+  /** Where the next read starts. */
+  end: number
 }
 
 const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
@@ -318,8 +371,11 @@ export const setUp = (
           sourceEntry: opened.entry,
           rename: undefined,
           tempFile: undefined,
+          tempWriters: [],
           copyMode: 0,
-          released: false
+          released: false,
+          buffers: [],
+          readsAhead: undefined
         }
         return job
       }),
@@ -334,8 +390,39 @@ export const release = (job: FileJob): Effect.Effect<void> =>
     job.released = true
     if (liveTargets.get(job.target) === job.label) liveTargets.delete(job.target)
     if (job.rename !== undefined) liveTemps.delete(job.rename.temp)
+    giveBackBuffers(job.buffers)
+    job.buffers = []
     return Scope.close(job.scope, Exit.void)
   })
+
+/**
+ * Buffers of released jobs, for the next copy with buffers of the same length:
+ * memory used for the first time costs a page fault per page at its first use
+ * (on a virtual machine, a dear one: tens of milliseconds for one copy's
+ * buffers). At most one copy's buffers are kept.
+ */
+const spareBuffers: Array<Uint8Array> = []
+
+/**
+ * The job's copy buffers (`copyBuffers` of `length` bytes), spare ones first.
+ * They are the job's until `release`. What they held before is never written
+ * out: a copy writes only what it has just read into them.
+ */
+export const takeBuffers = (job: FileJob, length: number): ReadonlyArray<Uint8Array> => {
+  const buffers = Array.from({ length: copyBuffers }, () => {
+    const spare = spareBuffers.findIndex((buffer) => buffer.length === length)
+    return spare === -1 ? new Uint8Array(length) : spareBuffers.splice(spare, 1)[0]!
+  })
+  job.buffers = [...job.buffers, ...buffers]
+  return buffers
+}
+
+const giveBackBuffers = (buffers: ReadonlyArray<Uint8Array>): void => {
+  for (const buffer of buffers) {
+    if (spareBuffers.length === copyBuffers) spareBuffers.shift() // the oldest goes
+    spareBuffers.push(buffer)
+  }
+}
 
 /**
  * Creates the temporary copy beside the target (exclusively: a name is never
@@ -343,6 +430,11 @@ export const release = (job: FileJob): Effect.Effect<void> =>
  * gives them — less the umask — so that the copy never grants more than its
  * source, and an existing target's wider mode is not kept: the commit renames
  * this file, mode and all, onto it.
+ *
+ * Then opens it again for writing, up to `writeHandles` handles in all, each
+ * checked to be the file created. A copy whose mode does not let this process
+ * open it for writing again (a read-only source's, unless the process may
+ * override permissions) is written through the one handle.
  */
 export const createTemp = (job: FileJob, source: FileSystem.File.Info): Effect.Effect<FileSystem.File, FileIoError> =>
   Effect.gen(function*() {
@@ -356,7 +448,24 @@ export const createTemp = (job: FileJob, source: FileSystem.File.Info): Effect.E
       Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "wx+", mode: source.mode & 0o777 }))
     )
     job.tempFile = file
-    job.copyMode = (yield* io("inspect", temp, file.stat)).mode & 0o777
+    const created = yield* io("inspect", temp, file.stat)
+    job.copyMode = created.mode & 0o777
+    const writers = [file]
+    while (writers.length < writeHandles) {
+      const again = yield* Effect.catch(
+        Effect.map(Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "r+" })), Option.some),
+        (error) =>
+          error.reason._tag === "PermissionDenied"
+            ? Effect.succeed(Option.none<FileSystem.File>())
+            : io("open", temp, Effect.fail(error))
+      )
+      if (Option.isNone(again)) break
+      if (!sameFile(yield* io("inspect", temp, again.value.stat), created)) {
+        return yield* new FileIoError({ operation: "open", path: temp, detail: "the temporary copy was replaced" })
+      }
+      writers.push(again.value)
+    }
+    job.tempWriters = writers
     return file
   })
 
@@ -435,86 +544,169 @@ export const refuseUnreportedSize = (job: FileJob): Effect.Effect<void, SourceSi
 /**
  * Copies the first `size` bytes of the source into the temporary copy, chunk
  * by chunk: progress per chunk, the rate limit applied per chunk, and (through
- * the limiter's throttle) a pause point after every chunk. The read of the
- * next chunk overlaps the write of the current one (two buffers); both are
- * done before the progress update, so no read or write is under way at a
- * pause point (a background fsync may be).
+ * the limiter's throttle) a pause point after every chunk.
+ *
+ * A chunk's write is started first, in pieces (`writePiece`, over the copy's
+ * `writeHandles` handles), and is done before the chunk's progress update and
+ * pause point; the check of the source path and the reads ahead start while it
+ * is under way. The reads run `buffers.length - 1` chunks ahead of the write,
+ * so that the next chunk is normally read by the time a write ends. A pause
+ * settles them (`settleReadsAhead`): a paused job has no read or write under
+ * way (a background fsync may be), and has read the next chunk, nothing
+ * further.
  *
  * `strict` (backup): a read that ends before `size` fails with
  * `SourceTruncated`, and the source path must keep leading to the file opened.
  * Otherwise (mirror) the copy just stops at end-of-file. Returns the bytes copied.
  *
  * `size` undefined: the size is not known (procfs reports 0 for files that have
- * content), and the copy goes on until a read returns nothing. The progress
- * total then grows with what was read — the chunk read ahead included — and
- * ends equal to the bytes copied.
+ * content), and the copy goes on until a read returns nothing; the reads then
+ * go one chunk ahead only, each issued once the one before came back full. The
+ * progress total grows with what was read — the chunk read ahead included —
+ * and ends equal to the bytes copied.
  */
 export const copyAll = (
   job: FileJob,
   handle: JobHandle,
   limiter: RateLimit.RateLimiter,
-  buffers: readonly [Uint8Array, Uint8Array],
+  buffers: ReadonlyArray<Uint8Array>,
   size: number | undefined,
   strict: boolean
 ): Effect.Effect<number, SourceTruncated | SourceReplaced | FileIoError> => {
   // Write-behind: an fsync of the copy every `flushInterval` bytes, in the background and one
   // at a time, so the disk writes overlap the copy and the fsync at `prepare` has little left.
-  // However the copy ends, the fsync under way is waited for before the handle can be closed.
   let flushing: Fiber.Fiber<void, FileIoError> | undefined
+  let writing: Fiber.Fiber<void, FileIoError> | undefined
+  const reads: ReadsAhead = { pending: [], idle: [...buffers], end: 0 }
   const copy = Effect.gen(function*() {
+    job.readsAhead = reads
+    const { idle, pending } = reads
     const temp = job.tempFile!
     const tempPath = job.rename!.temp
-    const chunk = buffers[0].length
-    // Rate-limited, a chunk is at most one slice's quota (but at least `minimumChunk`): the limit is
-    // applied per chunk, so smaller chunks keep a slow copy smooth.
-    const step = Effect.map(limiter.speed, (speed) =>
-      speed === 0 ? chunk : Math.min(chunk, Math.max(minimumChunk, RateLimit.quota(speed))))
-    const read = (buffer: Uint8Array, offset: number, length: number) =>
-      length === 0 ? Effect.succeed(0) : io("read", job.source, readAt(job.sourceFile, buffer, offset, length))
+    const chunk = buffers[0]!.length
     const limit = size ?? Number.POSITIVE_INFINITY
-    let current = buffers[0]
-    let next = buffers[1]
+    /** Of unknown size: the last read issued is not back yet, or came back short. */
+    let endUnknown = false
     let offset = 0
     let unflushed = 0
-    let want = Math.min(yield* step, limit)
-    let got = yield* read(current, 0, want)
-    if (size === undefined) yield* handle.increaseRemaining(got)
+
+    const readChunk = (buffer: Uint8Array, at: number, want: number) =>
+      io("read", job.source, readAt(job.sourceFile, buffer, at, want))
+    const writers = job.tempWriters
+    /** Writes `data` at `at` in pieces of `writePiece`, each handle writing every n-th piece in turn. */
+    const writeChunk = (data: Uint8Array, at: number) => {
+      const pieces = Math.ceil(data.length / writePiece)
+      const lanes = Math.min(pieces, writers.length)
+      const writeFrom = (writer: FileSystem.File, piece: number): Effect.Effect<void, PlatformError.PlatformError> => {
+        if (piece >= pieces) return Effect.void
+        const from = piece * writePiece
+        return Effect.flatMap(
+          writeAt(writer, data.subarray(from, from + writePiece), at + from),
+          () => writeFrom(writer, piece + lanes)
+        )
+      }
+      return io(
+        "write",
+        tempPath,
+        lanes === 1
+          ? writeFrom(temp, 0)
+          : Effect.forEach(writers.slice(0, lanes), writeFrom, { concurrency: "unbounded", discard: true })
+      )
+    }
+    // Rate-limited, a chunk is at most one slice's quota (but at least `minimumChunk`): the limit is
+    // applied per chunk, so smaller chunks keep a slow copy smooth.
+    const chunkAt = (speed: number) =>
+      speed === 0 ? chunk : Math.min(chunk, Math.max(minimumChunk, RateLimit.quota(speed)))
+    /** Starts reads into the idle buffers, up to `size`; of unknown size, one past the last full one. */
+    const readAhead = Effect.gen(function*() {
+      while (idle.length > 0 && reads.end < limit && !endUnknown) {
+        const want = Math.min(chunkAt(yield* limiter.speed), limit - reads.end)
+        const buffer = idle.pop()!
+        const fiber = yield* Effect.forkChild(readChunk(buffer, reads.end, want), { startImmediately: true })
+        pending.push({ buffer, offset: reads.end, want, fiber })
+        reads.end += want
+        if (size === undefined) endUnknown = true
+      }
+    })
+    /** Of unknown size: the bytes a read got, announced in the progress total; a full read allows the next one. */
+    const announce = (read: ReadAhead) =>
+      Effect.flatMap(Fiber.join(read.fiber), (got) => {
+        endUnknown = got < read.want
+        return Effect.as(handle.increaseRemaining(got), got)
+      })
+
+    yield* readAhead
+    let announced = size === undefined && pending.length > 0 ? yield* announce(pending[0]!) : undefined
     while (offset < limit) {
-      if (got < want && strict && size !== undefined) {
+      const read = pending[0]!
+      const got = announced ?? (yield* Fiber.join(read.fiber))
+      if (got < read.want && strict && size !== undefined) {
         return yield* new SourceTruncated({ path: job.source, offset: offset + got, expected: size })
       }
-      const nextOffset = offset + got
-      const nextWant = got < want ? 0 : Math.min(yield* step, limit - nextOffset)
-      const [, gotNext] = yield* Effect.all([
-        got === 0
-          ? Effect.void
-          : io("write", tempPath, writeAt(temp, got === current.length ? current : current.subarray(0, got), offset)),
-        read(next, nextOffset, nextWant),
-        strict ? checkSource(job) : Effect.void
-      ], { concurrency: "unbounded" })
-      offset = nextOffset
+      // The write is started first; the check and the reads ahead are started while it is under way.
+      if (got > 0) {
+        writing = yield* Effect.forkChild(writeChunk(read.buffer.subarray(0, got), offset), { startImmediately: true })
+      }
+      const check = strict ? yield* Effect.forkChild(checkSource(job), { startImmediately: true }) : undefined
+      yield* readAhead
+      if (writing !== undefined) yield* Fiber.join(writing)
+      writing = undefined
+      if (check !== undefined) yield* Fiber.join(check)
+      pending.shift()
+      idle.push(read.buffer)
+      offset += got
+      const last = got < read.want || offset >= limit
+      // Of unknown size, the next chunk is announced before this one's progress: the total is one chunk ahead.
+      if (size === undefined && !last) announced = yield* announce(pending[0]!)
       unflushed += got
       if (unflushed >= flushInterval && (flushing === undefined || flushing.pollUnsafe() !== undefined)) {
         if (flushing !== undefined) yield* Fiber.join(flushing)
         flushing = yield* Effect.forkChild(io("fsync", tempPath, temp.sync), { startImmediately: true })
         unflushed = 0
       }
-      if (size === undefined) yield* handle.increaseRemaining(gotNext)
       yield* handle.update(got)
       yield* limiter.processed(got)
-      if (got < want) break
+      if (last) break
       yield* limiter.throttle
-      const written = current
-      current = next
-      next = written
-      got = gotNext
-      want = nextWant
     }
     if (flushing !== undefined) yield* Fiber.join(flushing)
     return offset
   })
-  return Effect.ensuring(copy, Effect.suspend(() => (flushing === undefined ? Effect.void : Fiber.await(flushing))))
+  // However the copy ends, the reads, the write and the fsync under way are waited for before the
+  // handles can be closed.
+  const underWay = (fiber: Fiber.Fiber<unknown, unknown> | undefined) =>
+    fiber === undefined ? Effect.void : Fiber.await(fiber)
+  return Effect.ensuring(
+    copy,
+    Effect.suspend(() => {
+      job.readsAhead = undefined
+      return Effect.andThen(
+        Effect.forEach(reads.pending, (read) => underWay(read.fiber), { discard: true }),
+        Effect.andThen(underWay(writing), underWay(flushing))
+      )
+    })
+  )
 }
+
+/**
+ * The drivers' `pause`, at a pause point of `copyAll`: waits for the reads
+ * under way, then keeps the next chunk's and drops those beyond it (read
+ * again after the resume). So a paused job has no read or write under way and
+ * has read one chunk ahead of its progress, however far its reads ran.
+ */
+export const settleReadsAhead = (job: FileJob): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const reads = job.readsAhead
+    if (reads === undefined) return Effect.void
+    return Effect.andThen(
+      Effect.forEach(reads.pending, (read) => Fiber.await(read.fiber), { discard: true }),
+      Effect.sync(() => {
+        for (const dropped of reads.pending.splice(1)) reads.idle.push(dropped.buffer)
+        const next = reads.pending[0]
+        if (next !== undefined) reads.end = next.offset + next.want
+      })
+    )
+  })
 
 const equalBytes = (a: Uint8Array, b: Uint8Array, length: number): boolean => {
   for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false
@@ -651,11 +843,13 @@ export const startFileJob = (
   })
 
 /**
- * The callbacks both file drivers share once the copy exists: the copy is made
- * durable at `prepare`, renamed into place at `commit`, removed at `abort`; the
- * files are closed at `clean` (and again, harmlessly, at `free`).
+ * The callbacks both file drivers share besides `run`: a pause settles the
+ * copy's reads ahead (`settleReadsAhead`); the copy
+ * is made durable at `prepare`, renamed into place at `commit`, removed at
+ * `abort`; the files are closed at `clean` (and again, harmlessly, at `free`).
  */
-export const finalizationCallbacks = (job: FileJob, handle: JobHandle) => ({
+export const sharedCallbacks = (job: FileJob, handle: JobHandle) => ({
+  pause: settleReadsAhead(job),
   prepare: prepareCommit(job, handle),
   commit: commit(job, handle),
   abort: abort(job, handle),

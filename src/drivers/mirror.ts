@@ -41,16 +41,17 @@ import {
   createTemp,
   type FileDriverOptions,
   FileJobParams,
-  finalizationCallbacks,
   mayHaveChanged,
   narrowCopyToSource,
   pollIntervalOf,
   refuseUnreportedSize,
   release,
+  sharedCallbacks,
   startFileJob,
   sizeOf,
   snapshotSource,
-  syncRound
+  syncRound,
+  takeBuffers
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
@@ -81,10 +82,13 @@ export const makeDriver = (
           const size = sizeOf(source)
           yield* handle.setRemaining(size)
           yield* createTemp(job, source)
-          const sourceBuffer = new Uint8Array(chunkSize)
-          const copyBuffer = new Uint8Array(chunkSize)
+          // The first copy reads into one while the other is written; a round reads the source's chunk
+          // into one and the copy's into the other.
+          const buffers = takeBuffers(job, chunkSize)
+          const sourceBuffer = buffers[0]!
+          const copyBuffer = buffers[1]!
           let snapshot = yield* snapshotSource(job)
-          yield* copyAll(job, handle, limiter, [sourceBuffer, copyBuffer], size, false)
+          yield* copyAll(job, handle, limiter, buffers, size, false)
           yield* handle.transitionToReady
 
           // READY: sync rounds when the source may have changed, until completed or soft-cancelled.
@@ -121,7 +125,7 @@ export const makeDriver = (
             }),
             handle.enter // a no-op while parked in STANDBY: `run` sees the flag after the resume
           ),
-          ...finalizationCallbacks(job, handle)
+          ...sharedCallbacks(job, handle)
         }
       })
   })

@@ -8,9 +8,10 @@
  * after its first chunk.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, PlatformError } from "effect"
+import { Effect, type FileSystem, PlatformError } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
+import { writePiece } from "../../src/drivers/chunkCopy.ts"
 import * as FileDrivers from "../../src/drivers/layer.ts"
 import type { Job } from "../../src/Job.ts"
 import { Jobs } from "../../src/Jobs.ts"
@@ -31,6 +32,7 @@ import {
 } from "./helpers.ts"
 
 const removeFile = (path: string) => fs.rmSync(path)
+const renameFile = (from: string, to: string) => fs.renameSync(from, to)
 
 /** Runs a backup and pauses it after its first chunk. */
 const pausedAfterFirstChunk = (id: string, params: Record<string, unknown>) =>
@@ -135,6 +137,47 @@ describe("backup: copies", () => {
       const completed = recorder.events.find((e) => e._tag === "Completed")
       assert.deepInclude(completed, { type: "backup", len: 3 * chunk, offset: 3 * chunk })
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+})
+
+describe("backup: the read ahead and a pause", () => {
+  it.effect("a job pauses only once the read of the next chunk is done: paused, it has no read under way", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const source = join(dir, "src")
+      const data = bytes(10 * chunk + 7, 8)
+      writeFile(source, data)
+      // Reads of the source past its first chunk take 50 ms (real time), so one is under way when the
+      // job reaches the pause point after its first chunk.
+      let readsUnderWay = 0
+      const slowReads = nodeFsWith((fs) => ({
+        open: (path, options) =>
+          path !== source ? fs.open(path, options) : Effect.map(fs.open(path, options), (file) => {
+            const slow: FileSystem.File = Object.create(file)
+            Object.assign(slow, {
+              read: (buffer: Uint8Array, readOptions?: FileSystem.File.ReadOptions) => {
+                const late = (readOptions?.position ?? 0n) >= BigInt(chunk)
+                return Effect.ensuring(
+                  Effect.andThen(
+                    Effect.sync(() => readsUnderWay++),
+                    Effect.andThen(late ? Effect.promise(() => new Promise((r) => setTimeout(r, 50))) : Effect.void, file.read(buffer, readOptions))
+                  ),
+                  Effect.sync(() => readsUnderWay--)
+                )
+              }
+            })
+            return slow
+          })
+      }))
+      yield* Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const job = yield* pausedAfterFirstChunk("b", { source, target: join(dir, "dst") })
+        assert.strictEqual(readsUnderWay, 0)
+        assert.deepStrictEqual(job.progress, { current: chunk, total: data.length })
+        yield* jobs.resume(job)
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      }).pipe(Effect.provide(layerOver(slowReads)))
+      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+    }).pipe(Effect.scoped))
 })
 
 describe("backup: never a partial target", () => {
@@ -358,4 +401,89 @@ describe("backup: stale temporary copies", () => {
       assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
       assert.deepStrictEqual(entries(dir), [running, otherTarget, "dst", "src"].sort())
     }).pipe(Effect.scoped, Effect.provide(nodeLayer())))
+})
+
+describe("backup: the copy written in pieces, over several handles", () => {
+  const bigChunks = { chunkSize: 1024 * 1024 }
+  const piece = writePiece
+
+  for (const size of [3 * bigChunks.chunkSize + piece + 1, 2 * bigChunks.chunkSize - 1, piece - 1]) {
+    it.effect(`a ${size}-byte file in 1 MiB chunks (${piece / 1024} KiB pieces) is copied byte for byte`, () =>
+      Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const dir = yield* tempDir
+        const data = bytes(size, 3)
+        writeFile(join(dir, "src"), data)
+        const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+        assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+        assert.deepStrictEqual(job.progress, { current: size, total: size })
+      }).pipe(Effect.scoped, Effect.provide(nodeLayer(bigChunks))))
+  }
+
+  it.effect("a copy that cannot be opened again for writing (its source read-only, the process not privileged) is written through its one handle", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const data = bytes(3 * bigChunks.chunkSize + 5, 4)
+      writeFile(join(dir, "src"), data)
+      const reopened: Array<string> = []
+      const noReopen = nodeFsWith((fs) => ({
+        open: (path, options) => {
+          if (options?.flag !== "r+") return fs.open(path, options)
+          reopened.push(path)
+          return Effect.fail(PlatformError.systemError({ _tag: "PermissionDenied", module: "FileSystem", method: "open", pathOrDescriptor: path }))
+        }
+      }))
+      yield* Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+      }).pipe(Effect.provide(layerOver(noReopen, bigChunks)))
+      assert.strictEqual(reopened.length, 1) // tried once, then one handle
+      assert.match(reopened[0]!, /\.dst\.effect-jobs-\d+-[0-9a-z]+\.tmp$/)
+      assert.strictEqual(hashOf(join(dir, "dst")), hashBytes(data))
+      assert.deepStrictEqual(entries(dir), ["dst", "src"])
+    }).pipe(Effect.scoped))
+
+  it.effect("a temporary copy replaced before it is opened again fails the job; the target is never written", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      writeFile(join(dir, "src"), bytes(3 * bigChunks.chunkSize, 5))
+      const swapped = nodeFsWith((fs) => ({
+        open: (path, options) =>
+          options?.flag !== "r+" ? fs.open(path, options) : Effect.andThen(
+            Effect.sync(() => {
+              writeFile(join(dir, "other"), Buffer.from("not the copy"))
+              renameFile(join(dir, "other"), path)
+            }),
+            fs.open(path, options)
+          )
+      }))
+      yield* Effect.gen(function*() {
+        const jobs = yield* Jobs
+        const job = yield* jobs.run({ type: "backup", id: "b", params: { source: join(dir, "src"), target: join(dir, "dst") } })
+        const outcome = yield* jobs.awaitOutcome(job)
+        assert.strictEqual(outcome._tag, "Failed")
+        assert.match(
+          outcome._tag === "Failed" ? outcome.error : "",
+          /^Cannot open '.*\/\.dst\.effect-jobs-\d+-[0-9a-z]+\.tmp': the temporary copy was replaced$/
+        )
+      }).pipe(Effect.provide(layerOver(swapped, bigChunks)))
+      assert.deepStrictEqual(entries(dir), ["src"])
+    }).pipe(Effect.scoped))
+
+  it.effect("buffers kept from a longer copy leave nothing of it in a shorter one", () =>
+    Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const dir = yield* tempDir
+      const long = bytes(3 * bigChunks.chunkSize, 6)
+      const short = bytes(bigChunks.chunkSize / 2 + 3, 7)
+      writeFile(join(dir, "long"), long)
+      writeFile(join(dir, "short"), short)
+      for (const [name, data] of [["long", long], ["short", short]] as const) {
+        const job = yield* jobs.run({ type: "backup", id: name, params: { source: join(dir, name), target: join(dir, `${name}.copy`) } })
+        assert.deepStrictEqual(yield* jobs.awaitOutcome(job), { _tag: "Succeeded" })
+        assert.strictEqual(hashOf(join(dir, `${name}.copy`)), hashBytes(data))
+      }
+    }).pipe(Effect.scoped, Effect.provide(nodeLayer(bigChunks))))
 })
