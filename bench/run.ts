@@ -73,6 +73,95 @@ const suite = Effect.gen(function*() {
     holdSeconds: quick ? 3 : 12
   })
   const cpu = cpus()
+  const fileCopy = fileDriverFigures.backupVsCp as { backupMiBps: number; cpSyncMiBps: number; ratio: number; meetsTarget?: boolean }
+  const queryJobs = qmpFigures.queryJobsTcp as {
+    ratio: { clients1: number; clients8: number }
+    target: string
+    meetsTarget: boolean
+  }
+  /** Every target of the benchmark, with what it is measured against, in one place. */
+  const targets = [
+    {
+      figure: "no-op job lifecycle vs forkChild + join",
+      value: `${lifecycleFigures.engine.nsPerJob} ns`,
+      baseline: `${lifecycleFigures.baseline.nsPerJob} ns`,
+      ratio: lifecycleFigures.ratio,
+      target: "ratio <= 4",
+      met: lifecycleFigures.meetsTarget
+    },
+    {
+      figure: "heap per paused job (bare-Effect loop as baseline)",
+      value: `${memoryFigures.engine.bytesPerPausedJob} B`,
+      baseline: `${memoryFigures.baseline.bytesPerPausedJob} B`,
+      ratio: memoryFigures.ratio,
+      target: "<= 3072 B",
+      met: memoryFigures.meetsTarget
+    },
+    {
+      figure: "backup vs cp + sync",
+      value: `${fileCopy.backupMiBps} MiB/s`,
+      baseline: `${fileCopy.cpSyncMiBps} MiB/s`,
+      ratio: fileCopy.ratio,
+      target: "ratio >= 0.9",
+      met: fileCopy.meetsTarget ?? fileCopy.ratio >= 0.9
+    },
+    {
+      figure: "QMP query-jobs (100 jobs) vs a bare line server, 1 and 8 clients",
+      value: `${JSON.stringify(queryJobs.ratio)}`,
+      baseline: "bare node:net server, same reply bytes",
+      ratio: Math.min(queryJobs.ratio.clients1, queryJobs.ratio.clients8),
+      target: queryJobs.target,
+      met: queryJobs.meetsTarget
+    },
+    {
+      figure: "one handle.update (progress), added to a loop step",
+      value: `${pausePointFigures.update.addedNs} ns`,
+      baseline: `plain loop ${pausePointFigures.nsPerIteration.plain} ns/iteration`,
+      ratio: null,
+      target: pausePointFigures.update.target,
+      met: pausePointFigures.update.meetsTarget
+    },
+    {
+      figure: "pausePoint vs Ref.get, added to a loop step",
+      value: `${pausePointFigures.addedNsPerIteration.pausePoint} ns`,
+      baseline: `${pausePointFigures.addedNsPerIteration.refGet} ns`,
+      ratio: pausePointFigures.ratio,
+      target: pausePointFigures.target,
+      met: pausePointFigures.meetsTarget
+    },
+    {
+      figure: "pause / force-cancel latency, p50",
+      value: JSON.stringify(latencyFigures.ratioP50),
+      baseline: "bare-Effect loops",
+      ratio: null,
+      target: latencyFigures.target,
+      met: latencyFigures.meetsTarget
+    },
+    {
+      figure: `transactions ${transactionFigures.scaling.of}`,
+      value: `${transactionFigures.scaling.ratio}`,
+      baseline: `linear: ${transactionFigures.scaling.linearWouldBe}`,
+      ratio: transactionFigures.scaling.ratio,
+      target: transactionFigures.scaling.target,
+      met: transactionFigures.scaling.meetsTarget
+    },
+    {
+      figure: "QMP server RSS under a flood of half-open and slow-line clients",
+      value: `+${connectionLimitFigures.rss.growthPeakMB} MB peak`,
+      baseline: `${connectionLimitFigures.rss.baselineIdleMB} MB idle`,
+      ratio: null,
+      target: `<= +${connectionLimitFigures.rss.targetGrowthMB} MB`,
+      met: connectionLimitFigures.rss.met
+    },
+    {
+      figure: "healthy client's query-jobs p99 during that flood",
+      value: `${connectionLimitFigures.healthyQueryJobs.duringFlood.p99Us} µs`,
+      baseline: `${connectionLimitFigures.healthyQueryJobs.baselineIdle.p99Us} µs idle`,
+      ratio: null,
+      target: `< ${connectionLimitFigures.healthyQueryJobs.targetP99Us} µs`,
+      met: connectionLimitFigures.healthyQueryJobs.met
+    }
+  ]
   return {
     suite: "effect-jobs",
     timestamp: startedAt.toISOString(),
@@ -85,6 +174,7 @@ const suite = Effect.gen(function*() {
     runtimeSeconds: round(elapsedNs(start) / 1e9, 1),
     /** The machine's 1-minute load average before and after the run: other work skews the figures. */
     loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) },
+    targets,
     lifecycle: lifecycleFigures,
     pausePoint: pausePointFigures,
     latency: latencyFigures,

@@ -38,9 +38,12 @@ describe("handle.update", () => {
           yield* seven
           yield* seven
           yield* handle.update(0)
+          // The same amount, reported again and again (a copy loop's chunks).
+          for (let i = 0; i < 4; i++) yield* handle.update(2)
+          yield* Effect.andThen(handle.update(2), handle.update(3))
         })
       )
-      assert.strictEqual(current, 3 + 5 + 7 + 7)
+      assert.strictEqual(current, 3 + 5 + 7 + 7 + 4 * 2 + 2 + 3)
     }))
 
   it.effect("an update that is built but never run counts nothing", () =>

@@ -17,6 +17,8 @@ export class JobHandleImpl implements JobHandle {
   private pausePointEffect: Effect.Effect<void> | undefined = undefined
   private yieldEffect: Effect.Effect<void> | undefined = undefined
   private sleepFn: ((duration: Duration.Input) => Effect.Effect<void>) | undefined = undefined
+  private lastUpdate: Effect.Effect<void> | undefined = undefined
+  private lastUpdateDone = 0
 
   constructor(job: JobRecord) {
     this.job = job
@@ -57,6 +59,13 @@ export class JobHandleImpl implements JobHandle {
     return Effect.sync(() => this.job.speed)
   }
   update(done: number): Effect.Effect<void> {
+    // A copy loop reports the same amount chunk after chunk: the last update is reused (an
+    // Effect is a description, and running it again adds `done` again).
+    if (this.lastUpdate !== undefined && this.lastUpdateDone === done) return this.lastUpdate
+    this.lastUpdateDone = done
+    return (this.lastUpdate = this.makeUpdate(done))
+  }
+  private makeUpdate(done: number): Effect.Effect<void> {
     const job = this.job
     return withInlineStep(
       Effect.sync(() => {
