@@ -215,10 +215,7 @@ export type Reset = typeof Reset.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Progress = Schema.Struct({
-  seq: Schema.Number,
-  jobs: Schema.Array(JobView)
-})
+export const Progress = JobsSnapshot
 
 /**
  * @since 0.1.0

@@ -7,6 +7,7 @@
 import { Deferred, Effect, Exit, type Scope } from "effect"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as os from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -170,4 +171,23 @@ export const serve = (args: ReadonlyArray<string>, options: { readonly cwd?: str
     const unix = server.stdout().match(/^listening on unix:(.+)$/m)?.[1]
     const tcp = server.stdout().match(/^listening on tcp:(.+)$/m)?.[1]
     return { server, unix, tcp }
+  })
+
+/** One HTTP request to `url` (a fresh connection); the status and the body, parsed as JSON when there is one. */
+export const fetchJson = (url: string, options: { readonly method?: string; readonly body?: object } = {}) =>
+  Effect.callback<{ readonly status: number; readonly json: any }>((resume) => {
+    const req = http.request(url, {
+      method: options.method ?? "GET",
+      headers: options.body === undefined ? {} : { "content-type": "application/json" },
+      agent: false
+    }, (res) => {
+      let text = ""
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => {
+        text += chunk
+      })
+      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, json: text === "" ? undefined : JSON.parse(text) })))
+    })
+    req.on("error", (error) => resume(Effect.die(error)))
+    req.end(options.body === undefined ? undefined : JSON.stringify(options.body))
   })

@@ -11,31 +11,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as http from "node:http"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { bytes, run, start, tempDir } from "./harness.ts"
+import { bytes, fetchJson, run, start, tempDir } from "./harness.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-
-/** One request to `url`; the status and the body (JSON when it is). */
-const fetchJson = (url: string, options: { readonly method?: string; readonly body?: object } = {}) =>
-  Effect.callback<{ readonly status: number; readonly json: any }>((resume) => {
-    const req = http.request(url, {
-      method: options.method ?? "GET",
-      headers: options.body === undefined ? {} : { "content-type": "application/json" },
-      agent: false
-    }, (res) => {
-      let text = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => {
-        text += chunk
-      })
-      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, json: text === "" ? undefined : JSON.parse(text) })))
-    })
-    req.on("error", (error) => resume(Effect.die(error)))
-    req.end(options.body === undefined ? undefined : JSON.stringify(options.body))
-  })
 
 const time = String.raw`\d\d:\d\d:\d\d`
 

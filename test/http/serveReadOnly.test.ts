@@ -7,27 +7,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as http from "node:http"
 import { join } from "node:path"
-import { run, start, tempDir } from "../cli/harness.ts"
-
-const fetchJson = (url: string, body?: object) =>
-  Effect.callback<{ readonly status: number; readonly json: any }>((resume) => {
-    const req = http.request(url, {
-      method: body === undefined ? "GET" : "POST",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      agent: false
-    }, (res) => {
-      let text = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => {
-        text += chunk
-      })
-      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, json: text === "" ? undefined : JSON.parse(text) })))
-    })
-    req.on("error", (error) => resume(Effect.die(error)))
-    req.end(body === undefined ? undefined : JSON.stringify(body))
-  })
+import { fetchJson, run, start, tempDir } from "../cli/harness.ts"
 
 describe("serve --http-read-only", () => {
   it.live("prints the dashboard's URL, refuses every POST with 403, and says so in GET /api/server", () =>
@@ -41,7 +22,7 @@ describe("serve --http-read-only", () => {
       const [, url] = yield* readOnly.waitFor(/^listening on (http:\/\/127\.0\.0\.1:\d+) \(HTTP API\)$/)
       yield* readOnly.waitFor(/^stop with/)
       assert.include(readOnly.stdout(), `\ndashboard: ${url}/ (read-only: the API refuses every POST)\n`)
-      const refused = yield* fetchJson(`${url!}/api/jobs`, { type: "backup", id: "b0", params: { source: "a", target: "b" } })
+      const refused = yield* fetchJson(`${url!}/api/jobs`, { method: "POST", body: { type: "backup", id: "b0", params: { source: "a", target: "b" } } })
       assert.strictEqual(refused.status, 403)
       assert.deepStrictEqual(refused.json, {
         error: { class: "GenericError", desc: "The server is read-only: POST /api/jobs is refused" }
@@ -57,7 +38,7 @@ describe("serve --http-read-only", () => {
       assert.include(plain.stdout(), `\ndashboard: ${plainUrl}/\n`)
       assert.strictEqual((yield* fetchJson(`${plainUrl!}/api/server`)).json.readOnly, false)
       // The plain server takes POSTs: a refusal for a missing source is the driver's, not the mode's.
-      const created = yield* fetchJson(`${plainUrl!}/api/jobs`, { type: "backup", id: "b0", params: { source: "nope", target: "b" } })
+      const created = yield* fetchJson(`${plainUrl!}/api/jobs`, { method: "POST", body: { type: "backup", id: "b0", params: { source: "nope", target: "b" } } })
       assert.strictEqual(created.status, 400)
     }).pipe(Effect.scoped), 60_000)
 
