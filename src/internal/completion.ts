@@ -47,7 +47,7 @@ export const runJob = (job: JobRecord): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     const engine = job.engine
     job.runFiber = fiber
-    engine.fibers.add(fiber)
+    engine.fibers.started()
     const run = traceCallback(job, "run", job.callbacks!.run)
     const body = Effect.suspend(() =>
       job.isCancelled ? Effect.interrupt : job.pauseCount === 0 ? run : Effect.andThen(job.handle!.pausePoint, run)
@@ -55,10 +55,10 @@ export const runJob = (job: JobRecord): Effect.Effect<void> =>
     return Effect.flatMap(Effect.exit(Effect.interruptible(body)), (exit) => {
       const failed = runReturnedUnsafe(job, exit)
       if (memberCompletedInlineUnsafe(job, failed)) {
-        engine.fibers.delete(fiber)
+        engine.fibers.ended()
         return Effect.void
       }
-      return Effect.ensuring(memberCompleted(job, failed), Effect.sync(() => engine.fibers.delete(fiber)))
+      return Effect.ensuring(memberCompleted(job, failed), Effect.sync(() => engine.fibers.ended()))
     })
   })
 

@@ -4,7 +4,7 @@
  * every job (QEMU: job_cancel_sync_all).
  * @internal
  */
-import { Clock, Effect, Fiber, type Scope, Stream } from "effect"
+import { Clock, Effect, type Scope, Stream } from "effect"
 import type { JobInfo } from "../Job.ts"
 import type { JobsOptions, JobsService } from "../Jobs.ts"
 import * as Metrics from "../observability/metrics.ts"
@@ -13,6 +13,7 @@ import { cancelJob } from "./cancel.ts"
 import { dismiss } from "./conclude.ts"
 import { check, create, type Drivers, register } from "./create.ts"
 import { EventHub } from "./eventHub.ts"
+import { FiberCount } from "./fiberCount.ts"
 import type { EngineState, JobRecord } from "./jobRecord.ts"
 import * as verbs from "./verbs.ts"
 
@@ -48,7 +49,7 @@ const close = (engine: EngineState): Effect.Effect<void> =>
       yield* job.awaitConcluded()
       yield* dismiss(job)
     }
-    yield* Fiber.awaitAll(Array.from(engine.fibers))
+    yield* engine.fibers.awaitNone
     engine.hub.end()
   })
 
@@ -69,7 +70,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       }),
       jobs: new Set(),
       byId: new Map(),
-      fibers: new Set(),
+      fibers: new FiberCount(),
       closing: false,
       clock,
       metrics,

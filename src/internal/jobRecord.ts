@@ -16,6 +16,7 @@ import * as JobStatus from "../JobStatus.ts"
 import type { JobMetrics } from "../observability/metrics.ts"
 import { type JobTracing, statusChanged } from "../observability/tracing.ts"
 import type { EventHub } from "./eventHub.ts"
+import type { FiberCount } from "./fiberCount.ts"
 import type { TxnState } from "./txnState.ts"
 
 /** Shared by every job of one `Jobs` instance. */
@@ -26,7 +27,7 @@ export interface EngineState {
   /** Jobs with an id, for O(1) lookup. */
   readonly byId: Map<string, JobRecord>
   /** Job fibers still running, so the engine can wait for them when it closes. */
-  readonly fibers: Set<Fiber.Fiber<unknown, unknown>>
+  readonly fibers: FiberCount
   closing: boolean
   /** The engine's clock (a job's start time, for its duration). */
   readonly clock: Clock.Clock
