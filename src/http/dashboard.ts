@@ -8,7 +8,7 @@
  * with their types stripped by Node's own `module.stripTypeScriptTypes`: the
  * browser imports `.ts` URLs, and an edit shows up at the next reload, with
  * no build. From `dist` they are the compiled `dist/dashboard/*.js`, and the
- * page's entry points at `.js`. Either way the files are read at each request
+ * page's entry points at `.js`. In both cases the files are read at each request
  * (a stripped module is kept until its file changes).
  *
  * The page talks to the public API only, as any client does.
