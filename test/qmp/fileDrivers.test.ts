@@ -56,6 +56,10 @@ const maxSafe = Number.MAX_SAFE_INTEGER
 /** A process id no running process has (above Linux's largest `pid_max`). */
 const deadPid = 4_194_399
 
+
+/** The JOB_STATUS_CHANGE events a client got, as `id status` lines. */
+const statusChanges = (events: ReadonlyArray<{ readonly event: string; readonly data?: Record<string, unknown> | undefined }>) =>
+  events.filter((e) => e.event === "JOB_STATUS_CHANGE").map((e) => `${String(e.data?.id)} ${String(e.data?.status)}`)
 describe("QMP with the file drivers", () => {
   it.effect("backup transaction, refusals, mirror to READY and complete", () =>
     Effect.gen(function*() {
@@ -180,7 +184,7 @@ describe("QMP with the file drivers", () => {
         })
         assert.deepStrictEqual(reply, generic(`Target '${dir}/sub/t' already exists (pass overwrite: true to replace it)`))
         yield* c.awaitEvent((e) => e.data?.id === "a" && e.data?.status === "null")
-        const changes = c.events.filter((e) => e.event === "JOB_STATUS_CHANGE").map((e) => `${String(e.data?.id)} ${String(e.data?.status)}`)
+        const changes = statusChanges(c.events)
         assert.deepStrictEqual(changes, [
           "a created",
           "b created",
@@ -219,7 +223,7 @@ describe("QMP with the file drivers", () => {
         })
         assert.deepStrictEqual(reply, generic(`Target '${dir}/t1' is already being written by job 'a'`))
         yield* c.awaitEvent((e) => e.data?.id === "a" && e.data?.status === "null")
-        const changes = c.events.filter((e) => e.event === "JOB_STATUS_CHANGE").map((e) => `${String(e.data?.id)} ${String(e.data?.status)}`)
+        const changes = statusChanges(c.events)
         assert.deepStrictEqual(changes, [
           "a created",
           "b created",
