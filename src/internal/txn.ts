@@ -29,13 +29,21 @@ import { committed, type TxnPhase, type TxnState } from "./txnState.ts"
 
 type MemberDecision = "wait" | "allPending" | "finalize" | "abort"
 
+/** What a member's completion decides, given the phase and the members still running: the rule both paths follow. */
+const memberDecision = (
+  txn: TxnState,
+  failed: boolean,
+  phase: TxnPhase,
+  remaining: number
+): [MemberDecision, TxnPhase] => {
+  if (failed) return phase === "running" || phase === "pending" ? ["abort", "aborting"] : ["wait", phase]
+  if (phase !== "running" || remaining > 0) return ["wait", phase]
+  // Nobody wants manual finalize: finalizing starts now, in the same decision.
+  return txn.manualFinalize === 0 ? ["finalize", "finalizing"] : ["allPending", "pending"]
+}
+
 const decideMemberCompleted = (txn: TxnState, failed: boolean): Effect.Effect<MemberDecision> =>
-  txn.memberDone((phase, remaining): [MemberDecision, TxnPhase] => {
-    if (failed) return phase === "running" || phase === "pending" ? ["abort", "aborting"] : ["wait", phase]
-    if (phase !== "running" || remaining > 0) return ["wait", phase]
-    // Nobody wants manual finalize: finalizing starts now, in the same decision.
-    return txn.manualFinalize === 0 ? ["finalize", "finalizing"] : ["allPending", "pending"]
-  })
+  txn.memberDone((phase, remaining) => memberDecision(txn, failed, phase, remaining))
 
 /**
  * A member's `run` has returned and its status is WAITING (success) or ABORTING.
@@ -70,19 +78,26 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
  */
 export const memberCompletedInlineUnsafe = (job: JobRecord, failed: boolean): boolean => {
   const txn = job.txn
-  if (txn.explicit || txn.currentPhase !== "running" || !job.endsInline) return false
-  if (!failed && txn.manualFinalize > 0) {
-    txn.moveSoloUnsafe("pending")
-    allPendingUnsafe(txn)
-    return true
+  if (txn.explicit || !job.endsInline) return false
+  const [decision, phase] = memberDecision(txn, failed, txn.currentPhase, 0)
+  switch (decision) {
+    case "wait":
+      return false
+    case "allPending":
+      txn.moveSoloUnsafe(phase)
+      allPendingUnsafe(txn)
+      return true
+    case "finalize":
+    case "abort":
+      // No prepare to run: the commit (or abort) decision follows at once.
+      txn.moveSoloUnsafe(decision === "abort" ? "aborting" : "committing")
+      txn.finalizationBegun = true
+      if (decision === "abort") txn.firstError ??= job.error
+      else allPendingUnsafe(txn)
+      finalizeInlineUnsafe(job)
+      txn.settleUnsafe(decision === "abort" ? { _tag: "Aborted", error: txn.firstError ?? "Operation canceled" } : committed)
+      return true
   }
-  txn.moveSoloUnsafe(failed ? "aborting" : "committing")
-  txn.finalizationBegun = true
-  if (failed) txn.firstError ??= job.error
-  else allPendingUnsafe(txn)
-  finalizeInlineUnsafe(job)
-  txn.settleUnsafe(failed ? { _tag: "Aborted", error: txn.firstError ?? "Operation canceled" } : committed)
-  return true
 }
 
 const allPendingUnsafe = (txn: TxnState): void => {
