@@ -13,7 +13,8 @@
  *   `connectionLimits(…)`, in the bench's process      the healthy client; reads the server's VmRSS
  *                                                     from /proc/PID/status every 50 ms
  *
- * Both children run with their file-descriptor limit raised to the hard limit.
+ * Both children run with their file-descriptor limit raised to the hard limit;
+ * the server with the V8 options `effect-jobs serve` runs with.
  * Baselines: the server's RSS before the flood (idle, the healthy client
  * connected and warmed up), and the healthy client's latency then. Targets:
  * the RSS stays within +64 MB of idle during the whole flood, and the healthy
@@ -27,6 +28,7 @@ import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import * as Jobs from "../src/Jobs.ts"
 import * as Qmp from "../src/Qmp.ts"
+import { serverNodeOptions } from "../src/cli/serverHeap.ts"
 import { defaultMaxConnections, defaultPartialMessageBudget } from "../src/qmp/server.ts"
 import { elapsedNs, now, progress, round, summarize } from "./measure.ts"
 import { IdleDriver } from "./idleDriver.ts"
@@ -253,8 +255,8 @@ const rssTargetMB = 64
 const p99TargetUs = 5000
 
 const run = async (options: ConnectionLimitsOptions) => {
-  // --expose-gc only for the "gc" request below; V8's heuristics are otherwise as in any server.
-  const server = spawnChild(["--server"], ["--expose-gc"])
+  // With the V8 options `effect-jobs serve` runs with; --expose-gc only for the "gc" request below.
+  const server = spawnChild(["--server"], [...serverNodeOptions, "--expose-gc"])
   const load: { child?: ChildProcess } = {}
   try {
     const port = await lineFrom(server, (line) => (line.startsWith("listening ") ? Number(line.slice(10)) : undefined))
@@ -300,7 +302,8 @@ const run = async (options: ConnectionLimitsOptions) => {
     const loaded = summarize(latencies)
     const idle = summarize(idleLatencies)
     return {
-      method: "Server, flood and healthy client in three processes on 127.0.0.1; the server with its default limits " +
+      method: "Server, flood and healthy client in three processes on 127.0.0.1; the server with the V8 options " +
+        `of effect-jobs serve (${serverNodeOptions.join(" ")}) and its default limits ` +
         `(${defaultMaxConnections} connections, 10 s negotiation timeout, 30 s partial-message timeout, ` +
         `${defaultPartialMessageBudget / (1 << 20)} MiB partial-message budget) and 100 idle jobs. Flood: ${options.slowLine} slow-line clients (negotiate, then an ` +
         "unfinished ~1 MiB query-jobs message, 64 KiB every 50 ms, stopping 16 bytes short of its end), then " +
@@ -319,8 +322,7 @@ const run = async (options: ConnectionLimitsOptions) => {
         growthPeakMB: round(peakMB - idleMB, 1),
         targetGrowthMB: rssTargetMB,
         met: peakMB - idleMB <= rssTargetMB,
-        note: "Peak RSS counts what V8 takes under the flood's allocation rate (its young generation grows, " +
-          "typically from 64 to 128 MB) and garbage not collected yet, which no limit of the server bounds; " +
+        note: "Peak RSS counts garbage not collected yet, and what the allocator keeps of freed memory; " +
           "'retained' is what the clients still hold after a full collection.",
         /** Heap used + buffers after a full collection: what the clients actually cost, garbage excluded. */
         retained: {

@@ -1,5 +1,5 @@
 /**
- * What `npm start` runs (`exec node src/cli/start.ts serve`): the command
+ * What `npm start` runs (`exec node --max-semi-space-size=16 src/cli/start.ts serve`): the command
  * line, which stops when npm is gone.
  *
  * The start script `exec`s node, so this process is npm's own child. npm

@@ -5,11 +5,10 @@
  * `Outbox` and a single writer fiber (or, while that waits, written by the
  * outbox itself at the end of the tick that queued them).
  *
- * How a connection begins:
- * - the server already has its maximum of connections: one error line, then
- *   the server closes the connection without reading anything from it;
- * - otherwise the greeting. A client that has not negotiated capabilities
- *   within the negotiation timeout gets an error line and is closed.
+ * How a connection begins: with the greeting (the server has taken it; one
+ * over the connection limit is turned away before this, see `server.ts`). A
+ * client that has not negotiated capabilities within the negotiation timeout
+ * gets an error line and is closed.
  *
  * What a client may send:
  * - a first message that is an HTTP request line (a web page posting to a
@@ -41,6 +40,7 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Result, 
 import * as Socket from "effect/socket/Socket"
 import type * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import type { Deadlines } from "./deadlines.ts"
 import { GenericError } from "./errors.ts"
 import { type InputBudget, looksLikeHttpRequest, maxNesting, MessageScanner } from "./framing.ts"
 import { Outbox, textOf, type WriteNow } from "./outbox.ts"
@@ -61,16 +61,13 @@ export interface Client {
   readonly closed: Effect.Effect<void>
 }
 
-/** The server's answer to a new connection. */
-export type Admission =
-  | {
-    readonly _tag: "Admitted"
-    /** Registers the client (events, shutdown); returns its removal, which also gives its place back. */
-    readonly register: (client: Client) => () => void
-    /** Gives the connection's place back (as it begins to close). */
-    readonly release: () => void
-  }
-  | { readonly _tag: "Refused"; readonly error: GenericError; /** Whether to log it (once per burst). */ readonly log: boolean }
+/** A connection the server took: its place, and its registration. */
+export interface Admitted {
+  /** Registers the client (events, shutdown); returns its removal, which also gives its place back. */
+  readonly register: (client: Client) => () => void
+  /** Gives the connection's place back (as it begins to close); idempotent. */
+  readonly release: () => void
+}
 
 export interface ConnectionOptions extends Omit<SessionOptions, "send" | "onNegotiated"> {
   readonly maxLineBytes: number
@@ -79,14 +76,14 @@ export interface ConnectionOptions extends Omit<SessionOptions, "send" | "onNego
   readonly flushTimeout: Duration.Input
   /** Bytes still read (and discarded) after an over-long message, waiting for the client to close. */
   readonly discardLimit: number
-  /** How long a client may take to send `qmp_capabilities`. */
+  /** How long a client may take to send `qmp_capabilities`… */
   readonly negotiationTimeout: Duration.Input
+  /** …timed for every connection by the server's one timer. */
+  readonly negotiationDeadlines: Deadlines
   /** How long an unfinished message may go without a new byte. */
   readonly partialMessageTimeout: Duration.Input
   /** Bytes of unfinished messages, shared by every connection. */
   readonly inputBudget: InputBudget
-  /** Gives the connection a place, unless the server has no more. */
-  readonly admit: () => Admission
 }
 
 /**
@@ -175,66 +172,32 @@ const writeNowTo = (conn: Net.Socket): WriteNow => (text) => {
   }
 }
 
-/**
- * Over the connection limit: one error line, then the connection is closed;
- * nothing the client sends is read. As little as possible is set up (a flood
- * of such clients is what the limit is for): the line is handed to the
- * socket, which is destroyed once it is written — at once, as a new
- * connection's kernel buffer always has room for it.
- */
-const turnAway = (
-  socket: Socket.Socket,
-  conn: Net.Socket | undefined,
-  error: GenericError
-): Effect.Effect<void, Socket.SocketError> => {
-  const line = errorLine(error, undefined) + "\n"
-  if (conn === undefined) {
-    // Ending the scope closes our side, then destroys the socket.
-    return Effect.scoped(Effect.gen(function*() {
-      yield* Socket.readerBytes(socket) // a Node socket's writer waits until the reader is acquired
-      yield* (yield* socket.writer).write(line)
-    }))
-  }
-  if (!conn.destroyed) {
-    conn.end(line)
-    conn.destroySoon()
-  }
-  return Effect.void
-}
-
-export const handleConnection = (
-  socket: Socket.Socket,
-  peer: string,
-  options: ConnectionOptions
-): Effect.Effect<void> =>
-  Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (netSocket) => {
-    const conn = Option.getOrUndefined(netSocket)
-    const admission = options.admit()
-    if (admission._tag === "Admitted") return serve(socket, conn, peer, admission, options)
-    const turnedAway = Effect.catchCause(turnAway(socket, conn, admission.error), () => Effect.void)
-    return admission.log
-      ? Effect.andThen(Effect.logWarning(`QMP client ${peer} turned away: ${admission.error.desc}`), turnedAway)
-      : turnedAway
-  })
-
 /** An admitted connection, from the greeting to the end. */
-const serve = (
+export const serveConnection = (
   socket: Socket.Socket,
-  conn: Net.Socket | undefined,
   peer: string,
-  admission: Extract<Admission, { readonly _tag: "Admitted" }>,
+  admission: Admitted,
   options: ConnectionOptions
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
     yield* Effect.addFinalizer(() => Effect.sync(admission.release))
+    const conn = Option.getOrUndefined(yield* Effect.serviceOption(NodeSocket.NetSocket))
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
     const outbox = new Outbox(options.outboxMessages, options.outboxBytes, conn === undefined ? undefined : writeNowTo(conn))
+    /** How the connection ends: the first of reading's end, a stop, the negotiation timeout. */
+    const ended = Deferred.makeUnsafe<ReadEnd | Stop>()
+    const end = (how: ReadEnd | Stop) => Deferred.doneUnsafe(ended, Exit.succeed(how))
+    /** A stop from the server, also once reading has ended. */
     const stopped = Deferred.makeUnsafe<Stop>()
+    const stop = (how: Stop) => {
+      Deferred.doneUnsafe(stopped, Exit.succeed(how))
+      end(how)
+    }
     const closed = Deferred.makeUnsafe<void>()
     yield* Effect.addFinalizer(() => Deferred.succeed(closed, undefined))
 
-    const drop = (why: string) => Deferred.doneUnsafe(stopped, Exit.succeed<Stop>({ _tag: "Drop", why }))
+    const drop = (why: string) => stop({ _tag: "Drop", why })
     const send = (line: string) => {
       if (outbox.offer(line) === "full") drop(`more than ${options.outboxMessages} messages or ${options.outboxBytes} bytes unread`)
     }
@@ -247,7 +210,7 @@ const serve = (
       deliver: send,
       stop: (how) => {
         if (how === "drop") drop("dropped by the server")
-        else Deferred.doneUnsafe(stopped, Exit.succeed<Stop>({ _tag: "Shutdown" }))
+        else stop({ _tag: "Shutdown" })
       },
       closed: Deferred.await(closed)
     }
@@ -272,25 +235,17 @@ const serve = (
     })
     const writing = yield* Effect.forkIn(Effect.ignore(writeLoop), scope, { startImmediately: true })
 
+    // Timed from before the greeting is queued: a client that has the greeting is being timed.
+    const negotiation = options.negotiationDeadlines.add(() => end(negotiationTimedOut(options.negotiationTimeout)))
+    yield* Effect.addFinalizer(() => Effect.sync(negotiation.cancel))
     const session = makeSession({
       ...options,
       send,
       onNegotiated: () => {
         negotiated = true
+        negotiation.cancel()
       }
     })
-    // Timed from before the greeting is queued: a client that has the greeting is being timed.
-    const negotiationExpired = Deferred.makeUnsafe<Refusal>()
-    yield* Effect.forkIn(
-      Effect.andThen(
-        Effect.sleep(options.negotiationTimeout),
-        Effect.sync(() => {
-          if (!negotiated) Deferred.doneUnsafe(negotiationExpired, Exit.succeed(negotiationTimedOut(options.negotiationTimeout)))
-        })
-      ),
-      scope,
-      { startImmediately: true }
-    )
     send(greetingLine(options.version))
 
     const scanner = new MessageScanner(options.maxLineBytes, maxNesting, options.inputBudget)
@@ -355,10 +310,14 @@ const serve = (
     const destroy = Result.isSuccess(reader) || conn === undefined
       ? Effect.ignore(writer.write(new Socket.CloseEvent(1000)))
       : Effect.sync(() => conn.destroy())
-    const ended: ReadEnd | Stop = yield* Effect.raceAllFirst([readLoop, Deferred.await(stopped), Deferred.await(negotiationExpired)])
+    const reading = yield* Effect.forkIn(Effect.flatMap(readLoop, (how) => Effect.sync(() => end(how))), scope, {
+      startImmediately: true
+    })
+    const how = yield* Deferred.await(ended)
+    yield* Fiber.interrupt(reading)
     // The connection's place is free before the client can see it closed.
     admission.release()
-    switch (ended._tag) {
+    switch (how._tag) {
       case "Eof":
       case "Shutdown": {
         if (!(yield* flushAndEnd)) yield* destroy
@@ -375,9 +334,9 @@ const serve = (
         break
       }
       case "Refuse": {
-        send(errorLine(ended.error, ended.id))
-        if (ended.limit) yield* Effect.logWarning(`QMP client ${peer} disconnected: ${ended.error.desc}`)
-        if (!(yield* flushAndEnd) || ended.limit) return yield* destroy
+        send(errorLine(how.error, how.id))
+        if (how.limit) yield* Effect.logWarning(`QMP client ${peer} disconnected: ${how.error.desc}`)
+        if (!(yield* flushAndEnd) || how.limit) return yield* destroy
         // Read on (discarding) until the client closes, so that it gets the reply and a clean close.
         // (At most `discardLimit` bytes, for at most the flush timeout.)
         let discarded = 0
@@ -398,7 +357,7 @@ const serve = (
         outbox.close()
         yield* destroy
         unregister()
-        yield* Effect.logWarning(`QMP client ${peer} disconnected: ${ended.why}`)
+        yield* Effect.logWarning(`QMP client ${peer} disconnected: ${how.why}`)
       }
     }
     outbox.close()

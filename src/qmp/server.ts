@@ -47,13 +47,14 @@ import type { EventsOverflow } from "../JobError.ts"
 import { Jobs } from "../Jobs.ts"
 import type { ShutdownReason } from "./command.ts"
 import { commandTable } from "./commands/index.ts"
-import { type Admission, type Client, handleConnection } from "./connection.ts"
+import { type Admitted, type Client, serveConnection } from "./connection.ts"
+import * as Deadlines from "./deadlines.ts"
 import { GenericError } from "./errors.ts"
 import { defaultBlockJobTypes, toQmpEvent } from "./events.ts"
 import { InputBudget, maxLineBytes } from "./framing.ts"
 import { JobInfoText } from "./jobInfoText.ts"
-import { type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
-import { eventLine, timestampFromNanos, version } from "./wire.ts"
+import { type Arrival, type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
+import { errorLine, eventLine, timestampFromNanos, version } from "./wire.ts"
 
 export interface ServerOptions {
   /** The Unix socket's path (default `./effect-jobs.sock`); `false` for none. */
@@ -78,7 +79,7 @@ export interface ServerOptions {
   readonly negotiationTimeout?: Duration.Input | undefined
   /** How long an unfinished message may go without a new byte (default 30 s). */
   readonly partialMessageTimeout?: Duration.Input | undefined
-  /** Bytes that the unfinished messages of all clients may hold together (default 32 MiB). */
+  /** Bytes that the unfinished messages of all clients may hold together (default 8 MiB). */
   readonly partialMessageBudget?: number | undefined
   /** Runs when shutting down begins: after `SHUTDOWN` is sent, before the jobs are cancelled. */
   readonly onShutdown?: ((reason: ShutdownReason) => Effect.Effect<void>) | undefined
@@ -88,7 +89,7 @@ export const defaultSocketPath = "./effect-jobs.sock"
 
 export const defaultMaxConnections = 256
 
-export const defaultPartialMessageBudget = 16 * 1024 * 1024
+export const defaultPartialMessageBudget = 8 * 1024 * 1024
 
 export interface QmpServerShape {
   /** Where the server listens (the TCP port as bound). */
@@ -284,17 +285,14 @@ export const make = (
 
     // ---- admission: a place for every connection being served, up to the limit
     const maxConnections = options.maxConnections ?? defaultMaxConnections
-    const tooMany = new GenericError({ desc: `Too many connections (limit ${maxConnections})` })
+    const tooMany = `Too many connections (limit ${maxConnections})`
+    const tooManyLine = errorLine(new GenericError({ desc: tooMany }), undefined) + "\n"
     /** Connections holding a place: given back as a connection begins to close. */
     let placesTaken = 0
     /** Whether a client was turned away since the last one was admitted (one log line per burst). */
     let turningAway = false
-    const admit = (): Admission => {
-      if (placesTaken >= maxConnections) {
-        const log = !turningAway
-        turningAway = true
-        return { _tag: "Refused", error: tooMany, log }
-      }
+    const admit = (): Admitted | undefined => {
+      if (placesTaken >= maxConnections) return undefined
       turningAway = false
       placesTaken++
       let placed = true
@@ -303,7 +301,6 @@ export const make = (
         placed = false
       }
       return {
-        _tag: "Admitted",
         release,
         register: (client) => {
           clients.add(client)
@@ -321,6 +318,8 @@ export const make = (
       }
     }
 
+    const negotiationTimeout = options.negotiationTimeout ?? Duration.seconds(10)
+    const negotiationDeadlines = yield* Scope.provide(Deadlines.make(negotiationTimeout), serverScope)
     const connectionOptions = {
       jobs,
       commands: commandTable,
@@ -336,14 +335,28 @@ export const make = (
       outboxBytes: options.outgoingBytes ?? 8 * 1024 * 1024,
       flushTimeout: options.flushTimeout ?? Duration.seconds(2),
       discardLimit: 64 * 1024 * 1024,
-      negotiationTimeout: options.negotiationTimeout ?? Duration.seconds(10),
+      negotiationTimeout,
+      negotiationDeadlines,
       partialMessageTimeout: options.partialMessageTimeout ?? Duration.seconds(30),
-      inputBudget: new InputBudget(options.partialMessageBudget ?? defaultPartialMessageBudget),
-      admit
+      inputBudget: new InputBudget(options.partialMessageBudget ?? defaultPartialMessageBudget)
+    }
+    /** Decided as the connection arrives: a flood over the limit is turned away before anything is set up. */
+    const arrive = (): Arrival => {
+      const admitted = admit()
+      if (admitted === undefined) {
+        const warning = turningAway ? undefined : tooMany
+        turningAway = true
+        return { _tag: "Refuse", line: tooManyLine, warning }
+      }
+      return {
+        _tag: "Serve",
+        // The place is given back however the connection ends, even if it never began.
+        serve: (socket, peer) => Effect.ensuring(serveConnection(socket, peer, admitted, connectionOptions), Effect.sync(admitted.release))
+      }
     }
     for (const listener of listeners) {
       yield* Effect.forkIn(
-        listener.run((socket, peer) => handleConnection(socket, peer, connectionOptions)).pipe(
+        listener.run(arrive).pipe(
           Effect.catch((e) => Effect.logError(e.message))
         ),
         serverScope,

@@ -18,9 +18,9 @@
  * close its side, and still read every reply.
  */
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
-import { Effect, FileSystem, Option, Path, Result, Schema, type Scope } from "effect"
+import { Context, Effect, Exit, Fiber, FileSystem, Option, Path, Result, Schema, Scope } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
-import type * as Socket from "effect/socket/Socket"
+import * as Socket from "effect/socket/Socket"
 import type * as SocketServer from "effect/socket/SocketServer"
 import { Buffer } from "node:buffer"
 import { X509Certificate } from "node:crypto"
@@ -46,10 +46,20 @@ export type ListenAddress =
 export const formatAddress = (address: ListenAddress): string =>
   address._tag === "Unix" ? `unix:${address.path}` : `tcp:${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`
 
+/**
+ * What the server does with a connection as it arrives, decided at once and
+ * before anything is set up for it: refuse it (`line` is written, then the
+ * connection is closed, nothing it sent is read; `warning`, if any, is
+ * logged), or serve it.
+ */
+export type Arrival =
+  | { readonly _tag: "Refuse"; readonly line: string; readonly warning: string | undefined }
+  | { readonly _tag: "Serve"; readonly serve: (socket: Socket.Socket, peer: string) => Effect.Effect<void> }
+
 export interface Listener {
   readonly address: ListenAddress
-  /** Runs the handler for every connection until interrupted; `peer` names the client in logs. */
-  readonly run: (handler: (socket: Socket.Socket, peer: string) => Effect.Effect<void>) => Effect.Effect<never, QmpServerError>
+  /** Takes every connection, as `arrive` decides, until interrupted. */
+  readonly run: (arrive: () => Arrival) => Effect.Effect<never, QmpServerError>
 }
 
 const describe = (cause: unknown): string => {
@@ -65,21 +75,143 @@ const certificateSubject = (conn: Net.Socket): string | undefined => {
   return Object.entries(subject).map(([key, value]) => `${key}=${Array.isArray(value) ? value.join("+") : value}`).join(",")
 }
 
-const fromSocketServer = (server: SocketServer.SocketServer["Service"], address: ListenAddress): Listener => {
+/** How a client is named in logs: where it connected, its address (or its number), its certificate. */
+const peerName = (address: ListenAddress, conn: Net.Socket, n: number): string => {
+  const remote = conn.remoteAddress !== undefined ? `${conn.remoteAddress}:${conn.remotePort}` : `#${n}`
+  const subject = certificateSubject(conn)
+  return `${formatAddress(address)} ${remote}${subject === undefined ? "" : ` (${subject})`}`
+}
+
+/** The refused connection's line goes out, then it is closed; a reset meanwhile is nobody's concern. */
+const refuse = (conn: Net.Socket, line: string): void => {
+  conn.on("error", ignoreError)
+  if (conn.destroyed) return
+  conn.end(line)
+  conn.destroySoon()
+}
+
+const ignoreError = () => {}
+
+const logRefusal = (peer: string, warning: string | undefined): Effect.Effect<void> =>
+  warning === undefined ? Effect.void : Effect.logWarning(`QMP client ${peer} turned away: ${warning}`)
+
+/**
+ * A plain (Unix or TCP) listener of our own. Connections arrive paused, so
+ * one that is refused is never read from: refusing costs its line and its
+ * socket, and no fiber, buffer or Effect socket — what a flood of clients
+ * over the limit needs.
+ */
+const netListener = (
+  server: Net.Server,
+  address: ListenAddress
+): Effect.Effect<Listener, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let connections = 0
+    /** Connections that came before `run`: held, paused, until it starts. */
+    const held = new Set<Net.Socket>()
+    const hold = (conn: Net.Socket) => {
+      held.add(conn)
+      conn.on("error", ignoreError)
+      conn.once("close", () => held.delete(conn))
+    }
+    let onConnection = hold
+    server.on("connection", (conn: Net.Socket) => onConnection(conn))
+    yield* Effect.addFinalizer(() =>
+      Effect.callback<void>((resume) => {
+        for (const conn of held) conn.destroy()
+        server.close(() => resume(Effect.void))
+      })
+    )
+    return {
+      address,
+      run: (arrive) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const context = yield* Effect.context<never>()
+          const track = Fiber.runIn(scope)
+          const take = (conn: Net.Socket) => {
+            const n = ++connections
+            const arrival = arrive()
+            if (arrival._tag === "Refuse") {
+              refuse(conn, arrival.line)
+              if (arrival.warning !== undefined) {
+                Effect.runForkWith(context)(logRefusal(peerName(address, conn, n), arrival.warning))
+              }
+              return
+            }
+            // An error before the socket's reader exists would otherwise be thrown (no listener).
+            let error: Error | undefined
+            conn.on("error", (cause: Error) => {
+              error = cause
+            })
+            const open = Effect.acquireRelease(
+              Effect.suspend((): Effect.Effect<Net.Socket, Socket.SocketError> =>
+                error !== undefined
+                  ? Effect.fail(new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause: error }) }))
+                  : conn.closed
+                  ? Effect.fail(new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) }))
+                  : Effect.succeed(conn)
+              ),
+              (conn) => Effect.sync(() => conn.closed || conn.destroySoon())
+            )
+            const peer = peerName(address, conn, n)
+            track(Effect.runForkWith(Context.add(context, NodeSocket.NetSocket, conn))(
+              Effect.flatMap(NodeSocket.fromDuplex(open), (socket) => arrival.serve(socket, peer))
+            ))
+          }
+          onConnection = take
+          for (const conn of held) {
+            held.delete(conn)
+            conn.off("error", ignoreError)
+            take(conn)
+          }
+          return yield* Effect.never.pipe(Effect.ensuring(Effect.suspend(() => {
+            onConnection = hold
+            return Scope.close(scope, Exit.void)
+          })))
+        })
+    }
+  })
+
+/** Listens on a new plain server: paused connections, half-open allowed. */
+const listenPlain = (listen: Net.ListenOptions, what: string): Effect.Effect<Net.Server, QmpServerError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<Net.Server, QmpServerError>((resume) => {
+      const server = Net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true })
+      const onError = (cause: Error) => {
+        server.close()
+        resume(Effect.fail(new QmpServerError({ reason: `Cannot listen on ${what}: ${cause.message}` })))
+      }
+      server.once("error", onError)
+      server.listen(listen, () => {
+        server.off("error", onError)
+        // Later errors are accept errors (file descriptors ran out): Node keeps listening.
+        server.on("error", ignoreError)
+        resume(Effect.succeed(server))
+      })
+    }),
+    (server) => Effect.sync(() => server.listening && server.close())
+  )
+
+/** A TLS listener (Effect's): the handshake comes first, then the connection arrives. */
+const tlsListener = (server: SocketServer.SocketServer["Service"], address: ListenAddress): Listener => {
   let connections = 0
   return {
     address,
-    run: (handler) =>
+    run: (arrive) =>
       server.run((socket) =>
-        Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (conn) => {
+        Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (found) => {
+          // Always there: Effect's socket server provides each connection's Node socket.
+          const conn = Option.getOrThrow(found)
           const n = ++connections
-          const remote = Option.isSome(conn) && conn.value.remoteAddress !== undefined
-            ? `${conn.value.remoteAddress}:${conn.value.remotePort}`
-            : `#${n}`
+          const arrival = arrive()
+          if (arrival._tag === "Refuse") {
+            refuse(conn, arrival.line)
+            return logRefusal(peerName(address, conn, n), arrival.warning)
+          }
           // A TLS server is made without half-open connections (see listenTcp); each secured one allows them.
-          if (Option.isSome(conn) && conn.value instanceof Tls.TLSSocket) conn.value.allowHalfOpen = true
-          const subject = Option.isSome(conn) ? certificateSubject(conn.value) : undefined
-          return handler(socket, `${formatAddress(address)} ${remote}${subject === undefined ? "" : ` (${subject})`}`)
+          if (conn instanceof Tls.TLSSocket) conn.allowHalfOpen = true
+          return arrival.serve(socket, peerName(address, conn, n))
         })
       ).pipe(Effect.mapError((e) => new QmpServerError({ reason: `QMP server failed: ${describe(e.reason)}` })))
   }
@@ -133,8 +265,7 @@ export const listenUnix = (
       Effect.mapError((e) => new QmpServerError({ reason: `Cannot create the socket ${target}: ${e.message}` }))
     )
     const bound = paths.join(privateDir, "s")
-    const server = yield* NodeSocketServer.make({ path: bound, allowHalfOpen: true }).pipe(
-      Effect.mapError((e) => new QmpServerError({ reason: `Cannot listen on ${target}: ${describe(e.reason)}` })),
+    const server = yield* listenPlain({ path: bound }, target).pipe(
       Effect.tap(() =>
         fs.chmod(bound, 0o600).pipe(Effect.andThen(fs.link(bound, target)), Effect.mapError((e) =>
           new QmpServerError({
@@ -154,7 +285,7 @@ export const listenUnix = (
         if (Option.isSome(now) && Option.isSome(ino) && now.value === ino.value) yield* Effect.ignore(fs.remove(target))
       })
     )
-    return fromSocketServer(server, { _tag: "Unix", path: target })
+    return yield* netListener(server, { _tag: "Unix", path: target })
   })
 
 /**
@@ -245,19 +376,19 @@ export const listenTcp = (options: TcpOptions): Effect.Effect<Listener, QmpServe
         `QMP server listening on non-loopback address ${host}: any client with a certificate from its CA controls every job`
       )
     }
-    const listen = { host, port: options.port, noDelay: true }
-    const server = yield* (options.tls === undefined
-      ? NodeSocketServer.make({ ...listen, allowHalfOpen: true })
-      // Not half-open while handshaking: Node would keep a connection whose client hung up mid-handshake
-      // open until the handshake timeout, and the server could not close until then either.
-      : Effect.flatMap(tlsServerOptions(options.tls), (tls) => NodeSocketServer.makeTls({ ...listen, ...tls }))).pipe(
-        Effect.mapError((e) =>
-          e._tag === "QmpServerError"
-            ? e
-            : new QmpServerError({ reason: `Cannot listen on ${host}:${options.port}: ${describe(e.reason)}` })
-        )
-      )
+    if (options.tls === undefined) {
+      const server = yield* listenPlain({ host, port: options.port }, `${host}:${options.port}`)
+      const bound = server.address()
+      const port = typeof bound === "object" && bound !== null ? bound.port : options.port
+      return yield* netListener(server, { _tag: "Tcp", host, port })
+    }
+    // Not half-open while handshaking: Node would keep a connection whose client hung up mid-handshake
+    // open until the handshake timeout, and the server could not close until then either.
+    const tls = yield* tlsServerOptions(options.tls)
+    const server = yield* NodeSocketServer.makeTls({ host, port: options.port, noDelay: true, ...tls }).pipe(
+      Effect.mapError((e) => new QmpServerError({ reason: `Cannot listen on ${host}:${options.port}: ${describe(e.reason)}` }))
+    )
     const bound = server.address
     const port = bound._tag === "InetAddressV4" || bound._tag === "InetAddressV6" ? bound.port : options.port
-    return fromSocketServer(server, { _tag: "Tcp", host, port })
+    return tlsListener(server, { _tag: "Tcp", host, port })
   })

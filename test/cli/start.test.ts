@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { serverNodeOptions } from "../../src/cli/serverHeap.ts"
 import { startSlowBackup, stoppedWhileB1Copies, wireClient, wireLabel } from "../qmp/harness.ts"
 import { bytes, entries, tempDir } from "./harness.ts"
 
@@ -130,6 +131,12 @@ const stopWith = (signal: NodeJS.Signals, to: "npm" | "group") =>
     yield* npm.started
     npm.seen.push(...descendants(npm.pid))
     assert.isNotEmpty(npm.seen)
+    // The server runs with its V8 options (a bounded young generation).
+    const commandLines = npm.seen.map((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"))
+    assert.isTrue(
+      commandLines.some((argv) => argv.includes("src/cli/start.ts") && serverNodeOptions.every((o) => argv.includes(o))),
+      JSON.stringify(commandLines)
+    )
     assert.include(npm.stdout(), `listening on unix:${socket}\n`)
 
     // The server's directory is the project's: the backup's paths are absolute.

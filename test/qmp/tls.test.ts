@@ -126,14 +126,16 @@ describe("mutual TLS", () => {
       const listener = yield* listenTcp({ port: 0, tls: serverTls(certs) })
       const port = listener.address._tag === "Tcp" ? listener.address.port : 0
       const peers: Array<string> = []
-      yield* Effect.forkScoped(listener.run((socket, peer) =>
-        Effect.gen(function*() {
-          peers.push(peer)
-          yield* Effect.ignore(Socket.readerBytes(socket)) // opens the connection for writing
-          const write = yield* socket.writer
-          yield* Effect.ignore(write.write(new TextEncoder().encode("hello\n")))
-        }).pipe(Effect.scoped)
-      ), { startImmediately: true })
+      yield* Effect.forkScoped(listener.run(() => ({
+        _tag: "Serve",
+        serve: (socket, peer) =>
+          Effect.gen(function*() {
+            peers.push(peer)
+            yield* Effect.ignore(Socket.readerBytes(socket)) // opens the connection for writing
+            const write = yield* socket.writer
+            yield* Effect.ignore(write.write(new TextEncoder().encode("hello\n")))
+          }).pipe(Effect.scoped)
+      })), { startImmediately: true })
 
       const stranger = yield* rawSession(port, {
         ca: certs.read("ca"),
