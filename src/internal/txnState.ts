@@ -17,7 +17,9 @@ import type { JobRecord } from "./jobRecord.ts"
  * running → pending (every member succeeded) → finalizing (prepares) → committing → committed;
  * running | pending | finalizing → aborting → aborted.
  */
-export type TxnPhase = "running" | "pending" | "finalizing" | "committing" | "committed" | "aborting" | "aborted"
+export const txnPhases = ["running", "pending", "finalizing", "committing", "committed", "aborting", "aborted"] as const
+
+export type TxnPhase = typeof txnPhases[number]
 
 export type TxnOutcome = { readonly _tag: "Committed" } | { readonly _tag: "Aborted"; readonly error: string }
 

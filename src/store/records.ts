@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Schema, SchemaTransformation } from "effect"
+import { txnPhases } from "../internal/txnState.ts"
 import { JobStatus } from "../JobStatus.ts"
 
 /**
@@ -50,15 +51,7 @@ export type StoredJob = typeof StoredJob.Type
  * @since 0.1.0
  * @category schemas
  */
-export const TxnPhase = Schema.Literals([
-  "running",
-  "pending",
-  "finalizing",
-  "committing",
-  "committed",
-  "aborting",
-  "aborted"
-])
+export const TxnPhase = Schema.Literals(txnPhases)
 
 /**
  * @since 0.1.0
