@@ -191,6 +191,37 @@ export const discardUnstarted = (jobs: JobsService, created: ReadonlyArray<Job>)
   })
 
 /**
+ * Creates a job for each of `requests`, in order, then starts them all: all
+ * or none. If a creation fails, the jobs created before it are discarded
+ * (`discardUnstarted`) and then its error is returned; `onCreated` sees each
+ * job (with its request's index) as it is created, before any is started. The whole is uninterruptible:
+ * a caller interrupted midway (a client that goes away) leaves every job
+ * started, or none created — never a job CREATED and left so. For the
+ * several jobs of one request (QMP's `transaction`, the HTTP API's).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const createAndStartAll = (
+  jobs: JobsService,
+  requests: ReadonlyArray<CreateOptions>,
+  onCreated?: (job: Job, index: number) => void
+): Effect.Effect<ReadonlyArray<Job>, CreateError | JobNotFound | JobAlreadyStarted> =>
+  Effect.uninterruptible(Effect.gen(function*() {
+    const created: Array<Job> = []
+    for (let i = 0; i < requests.length; i++) {
+      const job = yield* Effect.catch(
+        jobs.create(requests[i]!),
+        (error) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(error))
+      )
+      created.push(job)
+      onCreated?.(job, i)
+    }
+    for (const job of created) yield* jobs.start(job)
+    return created
+  }))
+
+/**
  * @since 0.1.0
  * @category models
  */

@@ -16,8 +16,7 @@
  * cancelled as one: a force cancel of one member, which aborts them all.
  */
 import { Effect } from "effect"
-import type { Job } from "../Job.ts"
-import { type CreateOptions, discardUnstarted, type JobsService } from "../Jobs.ts"
+import { createAndStartAll, type CreateOptions, type JobsService } from "../Jobs.ts"
 import * as JobTxn from "../JobTxn.ts"
 import * as JobVerb from "../JobVerb.ts"
 import type { CreateJob, CreateTransaction, TransactionCreated } from "./api.ts"
@@ -79,20 +78,11 @@ export const createTransaction = (
     const { jobs } = state
     yield* validateAll(jobs, request.jobs)
     const txn = request.completionMode === "grouped" && request.jobs.length > 0 ? yield* JobTxn.make : undefined
-    const created: Array<Job> = []
-    for (const member of request.jobs) {
-      const job = yield* jobs.create(createOptions(member, txn)).pipe(
-        Effect.catch((error) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(fromJobError(error))))
-      )
-      created.push(job)
-      state.recordParams(job, member.params ?? {})
-    }
-    for (const job of created) {
-      yield* jobs.start(job).pipe(
-        // Only a closing engine refuses to start a job it just created: the shutdown removes them all.
-        Effect.mapError(fromJobError)
-      )
-    }
+    const created = yield* createAndStartAll(
+      jobs,
+      request.jobs.map((member) => createOptions(member, txn)),
+      (job, i) => state.recordParams(job, request.jobs[i]!.params ?? {})
+    ).pipe(Effect.mapError(fromJobError))
     return {
       txn: txn === undefined ? null : state.nameTxn(txn),
       jobs: created.map(state.view)

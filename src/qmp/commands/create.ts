@@ -17,8 +17,7 @@
  * `backup` and `mirror` are one-action transactions.
  */
 import { Effect, Schema } from "effect"
-import type { Job } from "../../Job.ts"
-import { type CreateOptions, discardUnstarted, type JobsService } from "../../Jobs.ts"
+import { createAndStartAll, type CreateOptions, type JobsService } from "../../Jobs.ts"
 import * as JobTxn from "../../JobTxn.ts"
 import { Enum, Int } from "../args.ts"
 import { type Command, command } from "../command.ts"
@@ -102,14 +101,8 @@ export const startActions = (
   Effect.gen(function*() {
     yield* validateAll(jobs, actions)
     const txn = grouped ? yield* JobTxn.make : undefined
-    const created: Array<Job> = []
-    // The teardown completes before the error is returned: its events precede the reply.
-    const undo = (error: { readonly message: string }) => Effect.andThen(discardUnstarted(jobs, created), Effect.fail(fromJobError(error)))
-    for (const action of actions) {
-      const job = yield* Effect.catch(jobs.create(createOptions(action, txn)), undo)
-      created.push(job)
-    }
-    for (const job of created) yield* Effect.mapError(jobs.start(job), fromJobError)
+    // A failed creation's teardown completes before the error is returned: its events precede the reply.
+    yield* Effect.mapError(createAndStartAll(jobs, actions.map((action) => createOptions(action, txn))), fromJobError)
   })
 
 const single = (type: ActionType): Command =>
