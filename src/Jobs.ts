@@ -84,7 +84,7 @@ export interface JobsService {
   readonly create: (options: CreateOptions) => Effect.Effect<Job, CreateError>
   /** CREATED → RUNNING: the job's fiber starts and runs until its first wait. */
   readonly start: (job: JobRef) => Effect.Effect<void, JobNotFound | JobAlreadyStarted | EngineClosing>
-  /** `create` then `start`. */
+  /** `create` then `start`, as one uninterruptible step: an interrupted caller leaves the job running, never CREATED. */
   readonly run: (options: CreateOptions) => Effect.Effect<Job, CreateError>
   readonly get: (id: string) => Effect.Effect<Job, JobNotFound>
   /** QEMU's `query-jobs`: every job with an id, in creation order. */

@@ -1,5 +1,6 @@
 /**
- * `createAndStartAll`: the jobs of one request, all started or none created.
+ * `createAndStartAll` (and `run`, for one job): the jobs of one request, all
+ * started or none created.
  * A creation that fails discards those before it; a caller interrupted while
  * the jobs are being created (a client gone midway) still leaves every job
  * started — never one CREATED and left so.
@@ -88,5 +89,18 @@ describe("createAndStartAll", () => {
       yield* Deferred.succeed(gates.release, undefined)
       yield* Fiber.join(interrupting)
       assert.deepStrictEqual(yield* statuses(jobs), ["a:running", "b:running"])
+    }).pipe(Effect.provide(Jobs.layer)))
+
+  it.effect("run, interrupted while the driver builds the job, still starts it", () =>
+    Effect.gen(function*() {
+      const jobs = yield* setUp
+      const fiber = yield* Effect.forkChild(jobs.run({ type: "gated", id: "r", params: { wait: true } }), {
+        startImmediately: true
+      })
+      yield* Deferred.await(gates.entered)
+      const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber), { startImmediately: true })
+      yield* Deferred.succeed(gates.release, undefined)
+      yield* Fiber.join(interrupting)
+      assert.deepStrictEqual(yield* statuses(jobs), ["r:running"])
     }).pipe(Effect.provide(Jobs.layer)))
 })

@@ -106,10 +106,11 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       validate: (createOptions) => Effect.asVoid(check(engine, drivers, createOptions)),
       create: createJob,
       start: (ref) => countStart(verbs.start(engine, ref)),
+      // One step: a caller interrupted between the two would leave the job CREATED for good.
       run: (createOptions) =>
-        Effect.tap(createJob(createOptions), (job) =>
+        Effect.uninterruptible(Effect.tap(createJob(createOptions), (job) =>
           // Just created: only a closing engine can refuse to start it.
-          Effect.catchTags(countStart(verbs.start(engine, job)), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die })),
+          Effect.catchTags(countStart(verbs.start(engine, job)), { JobNotFound: Effect.die, JobAlreadyStarted: Effect.die }))),
       get: (id) => verbs.lookup(engine, id),
       list: Effect.sync(list),
       // One synchronous step: the list is exactly the state after event `seq`.
