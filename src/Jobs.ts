@@ -180,7 +180,8 @@ export interface JobsService {
  * @category combinators
  */
 export const discardUnstarted = (jobs: JobsService, created: ReadonlyArray<Job>): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  // Uninterruptible: stopped half-way, it would leave the newer jobs gone and the older ones CREATED.
+  Effect.uninterruptible(Effect.gen(function*() {
     for (const job of [...created].reverse()) {
       if (job.status !== "concluded" && job.status !== "null") {
         yield* Effect.ignore(jobs.cancel(job, { force: true }))
@@ -188,7 +189,7 @@ export const discardUnstarted = (jobs: JobsService, created: ReadonlyArray<Job>)
       yield* Effect.ignore(jobs.awaitOutcome(job))
       if (job.status === "concluded") yield* Effect.ignore(jobs.dismiss(job))
     }
-  })
+  }))
 
 /**
  * Creates a job for each of `requests`, in order, then starts them all: all
