@@ -252,7 +252,9 @@ export const serveConnection = (
     yield* Effect.addFinalizer(() => Effect.sync(() => scanner.discard()))
     const partialTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.partialMessageTimeout))
     /** When the last bytes came: an unfinished message times out `partialTimeout` after them. */
-    let lastInput = clock.currentTimeMillisUnsafe()
+    // Monotonic: a wall clock set back would stretch the timeout.
+    const now = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+    let lastInput = now()
     let firstMessage = true
 
     /** The next chunks; `undefined` when an unfinished message got no new byte in time. */
@@ -260,7 +262,7 @@ export const serveConnection = (
       if (!scanner.unfinished) return pull
       // Bytes that came while a command ran are taken at once, however late.
       return Effect.map(
-        Effect.timeoutOption(pull, Math.max(0, lastInput + partialTimeout - clock.currentTimeMillisUnsafe())),
+        Effect.timeoutOption(pull, Math.max(0, lastInput + partialTimeout - now())),
         Option.getOrUndefined
       )
     })
@@ -273,7 +275,7 @@ export const serveConnection = (
         if (Exit.isSuccess(input)) {
           if (input.value === undefined) return partialTimedOut(options.partialMessageTimeout)
           chunks = input.value
-          lastInput = clock.currentTimeMillisUnsafe()
+          lastInput = now()
         } else {
           end = closedCleanly(input.cause) ? { _tag: "Eof" } : { _tag: "Reset" }
           // The client is gone: its replies can no longer be written, but what it sent still runs.

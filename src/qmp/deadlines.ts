@@ -8,8 +8,8 @@
  * the rest of a waiting connection together, and a flood of connections is
  * what the timeout is there for. Cancelling drops the callback at once (so
  * the connection it holds can be collected); the entry itself leaves the
- * queue when its time comes. Time is the Effect `Clock`'s, so the
- * `TestClock` drives it in tests.
+ * queue when its time comes. Time is the Effect `Clock`'s monotonic time, so
+ * the `TestClock` drives it in tests.
  */
 import { Clock, Deferred, Duration, Effect, Exit, type Scope } from "effect"
 
@@ -32,6 +32,8 @@ export interface Deadlines {
 export const make = (length: Duration.Input): Effect.Effect<Deadlines, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
+    // Monotonic: a wall clock set back (or forward) does not stretch (or cut) a timeout.
+    const now = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
     const millis = Duration.toMillis(Duration.fromInputUnsafe(length))
     let queue: Array<Entry> = []
     /** Where the queue's live part begins (taken entries are cut off in bulk). */
@@ -61,17 +63,17 @@ export const make = (length: Duration.Input): Effect.Effect<Deadlines, never, Sc
           const wake = (added = Deferred.makeUnsafe<void>())
           return Deferred.await(wake)
         }
-        const wait = queue[head]!.at - clock.currentTimeMillisUnsafe()
+        const wait = queue[head]!.at - now()
         return wait > 0
           ? Effect.sleep(wait)
-          : Effect.sync(() => expireDue(clock.currentTimeMillisUnsafe()))
+          : Effect.sync(() => expireDue(now()))
       })),
       { startImmediately: true }
     )
 
     return {
       add: (onExpire) => {
-        const entry: Entry = { at: clock.currentTimeMillisUnsafe() + millis, onExpire }
+        const entry: Entry = { at: now() + millis, onExpire }
         queue.push(entry)
         const wake = added
         added = undefined
