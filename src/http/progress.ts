@@ -32,10 +32,12 @@ const body = (state: HttpStateShape): Stream.Stream<Uint8Array> =>
     const heartbeatMillis = Duration.toMillis(state.streams.heartbeat)
     // What this client was last sent of each job, as JSON: a job is sent again when its JSON differs.
     let sent = new Map<string, string>()
-    let lastWrite = yield* Clock.currentTimeMillis
+    // Monotonic: a wall clock set back would hold the heartbeat back as long.
+    const monotonicMillis = Effect.map(Clock.monotonicTimeNanos, (nanos) => Number(nanos) / 1e6)
+    let lastWrite = yield* monotonicMillis
     const next: Effect.Effect<Uint8Array | undefined> = Effect.gen(function*() {
       const snapshot = yield* state.snapshot
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* monotonicMillis
       const current = new Map<string, string>()
       const changed = []
       for (const job of snapshot.jobs) {

@@ -179,7 +179,8 @@ const make = (options: HttpOptions) =>
 
     const sample = Effect.gen(function*() {
       const listed = yield* listedJobs
-      const now = yield* Clock.currentTimeMillis
+      // Monotonic: a wall clock that jumps would make a rate out of the jump.
+      const now = Number(yield* Clock.monotonicTimeNanos) / 1e6
       rates.sample(now, listed.jobs.map((job) => ({ job, current: job.progress.current })))
     })
     yield* sample.pipe(
