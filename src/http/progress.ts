@@ -15,9 +15,10 @@
  * A comment (`: heartbeat`) goes out when nothing else was sent for
  * `heartbeatInterval`; as the server stops, `event: shutdown`, and the end.
  */
-import { Clock, Deferred, Duration, Effect, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Schedule, Stream } from "effect"
 import * as Sse from "effect/encoding/Sse"
 import { HttpServerResponse } from "effect/http"
+import { monotonicMillis } from "../internal/monotonicMillis.ts"
 import type { HttpStateShape } from "./state.ts"
 
 const utf8 = new TextEncoder()
@@ -33,7 +34,6 @@ const body = (state: HttpStateShape): Stream.Stream<Uint8Array> =>
     // What this client was last sent of each job, as JSON: a job is sent again when its JSON differs.
     let sent = new Map<string, string>()
     // Monotonic: a wall clock set back would hold the heartbeat back as long.
-    const monotonicMillis = Effect.map(Clock.monotonicTimeNanos, (nanos) => Number(nanos) / 1e6)
     let lastWrite = yield* monotonicMillis
     const next: Effect.Effect<Uint8Array | undefined> = Effect.gen(function*() {
       const snapshot = yield* state.snapshot

@@ -5,7 +5,8 @@
  * stops. One per API: `layer` builds it, and the handlers and the event
  * streams read it.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule, Scheduler } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Schedule, Scheduler } from "effect"
+import { monotonicMillis } from "../internal/monotonicMillis.ts"
 import type { Job } from "../Job.ts"
 import { Jobs, type JobsService } from "../Jobs.ts"
 import * as JobStatus from "../JobStatus.ts"
@@ -180,7 +181,7 @@ const make = (options: HttpOptions) =>
     const sample = Effect.gen(function*() {
       const listed = yield* listedJobs
       // Monotonic: a wall clock that jumps would make a rate out of the jump.
-      const now = Number(yield* Clock.monotonicTimeNanos) / 1e6
+      const now = yield* monotonicMillis
       rates.sample(now, listed.jobs.map((job) => ({ job, current: job.progress.current })))
     })
     yield* sample.pipe(

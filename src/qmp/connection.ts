@@ -40,6 +40,7 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Result, 
 import * as Socket from "effect/socket/Socket"
 import type * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import { monotonicMillisUnsafe } from "../internal/monotonicMillis.ts"
 import type { Deadlines } from "./deadlines.ts"
 import { GenericError } from "./errors.ts"
 import { type InputBudget, looksLikeHttpRequest, maxNesting, MessageScanner } from "./framing.ts"
@@ -253,7 +254,7 @@ export const serveConnection = (
     const partialTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.partialMessageTimeout))
     /** When the last bytes came: an unfinished message times out `partialTimeout` after them. */
     // Monotonic: a wall clock set back would stretch the timeout.
-    const now = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+    const now = () => monotonicMillisUnsafe(clock)
     let lastInput = now()
     let firstMessage = true
 

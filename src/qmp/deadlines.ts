@@ -12,6 +12,7 @@
  * the `TestClock` drives it in tests.
  */
 import { Clock, Deferred, Duration, Effect, Exit, type Scope } from "effect"
+import { monotonicMillisUnsafe } from "../internal/monotonicMillis.ts"
 
 /** One deadline: `cancel` before it passes and its callback never runs. */
 export interface Deadline {
@@ -33,7 +34,7 @@ export const make = (length: Duration.Input): Effect.Effect<Deadlines, never, Sc
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     // Monotonic: a wall clock set back (or forward) does not stretch (or cut) a timeout.
-    const now = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+    const now = () => monotonicMillisUnsafe(clock)
     const millis = Duration.toMillis(Duration.fromInputUnsafe(length))
     let queue: Array<Entry> = []
     /** Where the queue's live part begins (taken entries are cut off in bulk). */
