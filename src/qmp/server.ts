@@ -350,8 +350,8 @@ export const make = (
       }
       return {
         _tag: "Serve",
-        // The place is given back however the connection ends, even if it never began.
-        serve: (socket, peer) => Effect.ensuring(serveConnection(socket, peer, admitted, connectionOptions), Effect.sync(admitted.release))
+        // `serveConnection` gives the place back however the connection ends (its first step).
+        serve: (socket, peer) => serveConnection(socket, peer, admitted, connectionOptions)
       }
     }
     for (const listener of listeners) {
