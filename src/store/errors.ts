@@ -166,3 +166,21 @@ export class SeqNotIncreasing extends Schema.TaggedError<SeqNotIncreasing>()("Se
       `sequence numbers must be strictly increasing, and the commit was refused`
   }
 }
+
+/**
+ * The first of `events` whose sequence number does not come after the one
+ * before it (the first compared with `after`), as the error; none if all do.
+ * @internal
+ */
+export const seqRefusal = (
+  store: string,
+  events: ReadonlyArray<{ readonly seq: number }>,
+  after: number
+): SeqNotIncreasing | undefined => {
+  let previous = after
+  for (const event of events) {
+    if (!(event.seq > previous)) return new SeqNotIncreasing({ store, seq: event.seq, after: previous })
+    previous = event.seq
+  }
+  return undefined
+}

@@ -10,7 +10,7 @@
  */
 import { Clock, Effect } from "effect"
 import type { JobEvent } from "../JobEvent.ts"
-import { type LeaseHolder, SeqNotIncreasing, StoreLeaseLost, StoreOwned } from "./errors.ts"
+import { type LeaseHolder, type SeqNotIncreasing, seqRefusal, StoreLeaseLost, StoreOwned } from "./errors.ts"
 import { heartbeats, timing } from "./lease.ts"
 import type { Checkpoint, StoredJob, StoredTxn } from "./records.ts"
 import type { CommitBatch, JobStoreService, OwnedStore } from "./service.ts"
@@ -44,14 +44,7 @@ export const make = (): JobStoreService => {
       return Effect.void
     })
 
-  const refusal = (batch: CommitBatch): SeqNotIncreasing | undefined => {
-    let after = lastSeq
-    for (const event of batch.events ?? []) {
-      if (!(event.seq > after)) return new SeqNotIncreasing({ store: location, seq: event.seq, after })
-      after = event.seq
-    }
-    return undefined
-  }
+  const refusal = (batch: CommitBatch): SeqNotIncreasing | undefined => seqRefusal(location, batch.events ?? [], lastSeq)
 
   /** Applies a batch that passed every check: nothing here can fail half-way. */
   const apply = (batch: CommitBatch) => {

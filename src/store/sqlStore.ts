@@ -16,6 +16,7 @@ import { JobEvent } from "../JobEvent.ts"
 import {
   LeaseHolder,
   SeqNotIncreasing,
+  seqRefusal,
   StoreCorrupt,
   StoreLeaseLost,
   StoreOwned,
@@ -359,11 +360,9 @@ export const make = (sql: SqlClient.SqlClient, options: SqlStoreOptions): JobSto
   const write = (batch: CommitBatch, owner: string, ttl: number) =>
     Effect.gen(function*() {
       const events = batch.events ?? []
-      for (let i = 1; i < events.length; i++) {
-        if (!(events[i]!.seq > events[i - 1]!.seq)) {
-          return yield* new SeqNotIncreasing({ store, seq: events[i]!.seq, after: events[i - 1]!.seq })
-        }
-      }
+      // Among themselves here; after the stored ones in the database (`advanceSequence`).
+      const refused = seqRefusal(store, events.slice(1), events[0]?.seq ?? 0)
+      if (refused !== undefined) return yield* refused
       const jobs = lastByKey(batch.jobs, (job) => job.id).map((record) => ({
         id: record.id,
         ordinal: nextOrdinal++,
