@@ -5,10 +5,10 @@
  * `resume` verb's lifting of the user pause.
  * @internal
  */
-import { Deferred, Effect, Exit } from "effect"
+import { Effect } from "effect"
 import { onBehalf } from "./callbackFailure.ts"
 import type { JobRecord } from "./jobRecord.ts"
-import { enterUnsafe, resumeUnsafe } from "./pausing.ts"
+import { enterUnsafe, resumeUnsafe, unparkUnsafe } from "./pausing.ts"
 
 /** Lifts the user's pause, calling the driver's `userResume` first. */
 export const liftUserPause = (job: JobRecord): Effect.Effect<void> => {
@@ -81,11 +81,5 @@ export const requestCancel = (
 
 /** Wakes a soft-cancelled job: from its pause point if nothing else holds it there, else from a yield or sleep. */
 export const wakeForCancelUnsafe = (job: JobRecord): void => {
-  if (job.pauseCount === 0 && job.unpark !== undefined) {
-    const unpark = job.unpark
-    job.unpark = undefined
-    Deferred.doneUnsafe(unpark, Exit.void)
-  } else {
-    enterUnsafe(job)
-  }
+  if (job.pauseCount !== 0 || !unparkUnsafe(job)) enterUnsafe(job)
 }

@@ -100,8 +100,8 @@ export class JobRecord implements Job {
   wake: Deferred.Deferred<void> | undefined = undefined
   /** A sleep timer is armed (QEMU: the sleep timer is pending). */
   sleeping = false
-  /** Parked at a pause point; completing it lets the job go on. */
-  unpark: Deferred.Deferred<void> | undefined = undefined
+  /** Parked at a pause point: resumes the job's waiting fiber (see `unparkUnsafe`). */
+  unpark: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   /** The fiber running `run`, while `run` may still be interrupted. */
   runFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
   callbacks: JobCallbacks<unknown> | undefined = undefined

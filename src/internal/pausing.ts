@@ -36,15 +36,28 @@ export const pauseUnsafe = (job: JobRecord): void => {
 export const resumeUnsafe = (job: JobRecord): void => {
   if (job.pauseCount <= 0) throw new Error(`effect-jobs: unbalanced resume of job '${job.label}'`)
   job.pauseCount = job.pauseCount - 1
-  if (job.pauseCount === 0) {
-    if (job.unpark !== undefined) {
-      const unpark = job.unpark
-      job.unpark = undefined
-      Deferred.doneUnsafe(unpark, Exit.void)
-    } else if (!job.sleeping) {
-      enterUnsafe(job)
-    }
-  }
+  if (job.pauseCount === 0 && !unparkUnsafe(job) && !job.sleeping) enterUnsafe(job)
+}
+
+/**
+ * Lets a job parked at its pause point go on, if it is parked there: its status
+ * goes back to what it was, then its fiber resumes (synchronously, inside this
+ * call, as Effect resumes a waiting fiber). Returns whether it was parked.
+ */
+export const unparkUnsafe = (job: JobRecord): boolean => {
+  const unpark = job.unpark
+  if (unpark === undefined) return false
+  leaveParkUnsafe(job)
+  unpark(Effect.void)
+  return true
+}
+
+/** The job's status before it parked: what it goes back to (RUNNING or READY). */
+const leaveParkUnsafe = (job: JobRecord): void => {
+  job.unpark = undefined
+  job.paused = false
+  job.busy = true
+  job.transition(job.status === "standby" ? "ready" : "running")
 }
 
 const hook = (job: JobRecord, name: "pause" | "resume"): Effect.Effect<void> => {
@@ -52,34 +65,41 @@ const hook = (job: JobRecord, name: "pause" | "resume"): Effect.Effect<void> => 
   return callback === undefined ? Effect.void : inJobLoop(job, name, callback)
 }
 
+/**
+ * Parks the job until its pause requests drop to zero (`unparkUnsafe`) or a
+ * force cancel interrupts it (then the wait's own cancel step leaves the park).
+ * A parked job holds nothing but the fiber's wait: no Deferred, no frames of its
+ * own, which is what a server with many paused jobs pays for each.
+ */
+const makePark = (job: JobRecord): Effect.Effect<void> => {
+  const leaveOnInterrupt = Effect.sync(() => {
+    if (job.unpark !== undefined) leaveParkUnsafe(job)
+  })
+  return Effect.callback<void>((resume) => {
+    // The request may have gone while the driver's pause hook ran.
+    if (job.pauseCount === 0 || job.isCancelled) return resume(Effect.void)
+    job.unpark = resume
+    job.paused = true
+    job.busy = false
+    job.transition(job.status === "ready" ? "standby" : "paused")
+    return leaveOnInterrupt
+  })
+}
+
 /** The slow path of a pause point: a pause is requested. */
-const parkSlow = (job: JobRecord): Effect.Effect<void> =>
-  Effect.uninterruptibleMask((restore) =>
+const parkSlow = (job: JobRecord): Effect.Effect<void> => {
+  const park = makePark(job)
+  // Without pause and resume hooks (most drivers) a parked job holds no frames for them.
+  if (job.callbacks?.pause === undefined && job.callbacks?.resume === undefined) {
+    return Effect.suspend(() => (job.isCancelled ? Effect.void : park))
+  }
+  return Effect.uninterruptibleMask((restore) =>
     Effect.suspend(() => {
       if (job.isCancelled) return Effect.void
-      const park = Effect.suspend(() => {
-        // The request may have gone while the driver's pause hook ran.
-        if (job.pauseCount === 0 || job.isCancelled) return Effect.void
-        const before = job.status
-        const unpark = Deferred.makeUnsafe<void>()
-        job.unpark = unpark
-        job.paused = true
-        job.busy = false
-        job.transition(before === "ready" ? "standby" : "paused")
-        return restore(Deferred.await(unpark)).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            job.unpark = undefined
-            job.paused = false
-            job.busy = true
-            job.transition(before)
-          }))
-        )
-      })
-      // Without pause and resume hooks (most drivers) a parked job holds no frames for them.
-      if (job.callbacks?.pause === undefined && job.callbacks?.resume === undefined) return park
-      return Effect.andThen(hook(job, "pause"), Effect.ensuring(park, hook(job, "resume")))
+      return Effect.andThen(hook(job, "pause"), Effect.ensuring(restore(park), hook(job, "resume")))
     })
   )
+}
 
 /**
  * The pause point. As an Effect it is a suspend that checks the pause count.
