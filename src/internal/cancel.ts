@@ -26,7 +26,7 @@ const locked = Effect.succeed<CancelResult>("locked")
 export const cancelJob = (job: JobRecord, force: boolean): Effect.Effect<CancelResult> =>
   Effect.suspend(() => {
     // Checked in the request's first step: finalization may have begun since the verb check.
-    if (job.txn.locked) return locked
+    if (job.txnLocked) return locked
     if (job.status === "concluded") return Effect.as(dismiss(job), "done" as const)
     if (job.status === "null" || job.status === "aborting") return done
     return Effect.flatMap(requestCancel(job, force), (hard) =>

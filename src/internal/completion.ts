@@ -45,22 +45,28 @@ const runReturnedUnsafe = (job: JobRecord, exit: Exit.Exit<void, unknown>): bool
  */
 export const runJob = (job: JobRecord): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
-    const engine = job.engine
     job.runFiber = fiber
-    engine.fibers.started()
+    job.engine.fibers.started()
     const run = traceCallback(job, "run", job.callbacks!.run)
-    const body = Effect.suspend(() =>
-      job.isCancelled ? Effect.interrupt : job.pauseCount === 0 ? run : Effect.andThen(job.handle!.pausePoint, run)
-    )
-    return Effect.flatMap(Effect.exit(Effect.interruptible(body)), (exit) => {
-      const failed = runReturnedUnsafe(job, exit)
-      if (memberCompletedInlineUnsafe(job, failed)) {
-        engine.fibers.ended()
-        return Effect.void
-      }
-      return Effect.ensuring(memberCompleted(job, failed), Effect.sync(() => engine.fibers.ended()))
-    })
+    // Decided in the fiber's first step (a force cancel may have come before it). The
+    // continuation below holds the job alone: it is on a parked job's stack for as long as it waits.
+    const body = job.isCancelled
+      ? Effect.interrupt
+      : job.pauseCount === 0
+      ? run
+      : Effect.andThen(job.handle!.pausePoint, run)
+    return Effect.flatMap(Effect.exit(Effect.interruptible(body)), (exit) => runReturned(job, exit))
   })
+
+const runReturned = (job: JobRecord, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
+  const engine = job.engine
+  const failed = runReturnedUnsafe(job, exit)
+  if (memberCompletedInlineUnsafe(job, failed)) {
+    engine.fibers.ended()
+    return Effect.void
+  }
+  return Effect.ensuring(memberCompleted(job, failed), Effect.sync(() => engine.fibers.ended()))
+}
 
 /** Cancel before start: the completion path runs at once, in the caller's fiber. */
 export const completeUnstarted = (job: JobRecord): Effect.Effect<void> =>

@@ -26,8 +26,8 @@ const leaveUnsafe = (job: JobRecord): void => {
   job.busy = false
   job.paused = false
   job.runReturned = true
-  job.engine.jobs.delete(job)
-  if (job.id !== undefined && job.engine.byId.get(job.id) === job) job.engine.byId.delete(job.id)
+  const key = job.id ?? job
+  if (job.engine.jobs.get(key) === job) job.engine.jobs.delete(key)
   job.setStatusUnsafe("null")
 }
 

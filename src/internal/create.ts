@@ -70,7 +70,7 @@ const idRuleViolation = (engine: EngineState, options: CreateOptions) => {
   const id = options.id
   if (id !== undefined && options.internal) return new InternalJobWithId({ id })
   if (id !== undefined && !wellFormedId.test(id)) return new InvalidJobId({ id })
-  if (id !== undefined && engine.byId.has(id)) return new JobIdInUse({ id })
+  if (id !== undefined && engine.jobs.has(id)) return new JobIdInUse({ id })
   if (id === undefined && !options.internal) return new JobIdRequired()
   return undefined
 }
@@ -149,7 +149,7 @@ const setUp = (
   params: unknown,
   creator: Option.Option<Tracer.AnySpan>
 ): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {
-  const txn = (options.txn as TxnState | undefined) ?? new TxnState(false)
+  const txn = options.txn as TxnState | undefined
   const job = new JobRecord(
     engine,
     options.id,
@@ -168,20 +168,19 @@ const setUp = (
     // Checked again: another job may have taken the id, or the transaction finished, meanwhile.
     const refusal = engine.closing
       ? new EngineClosing()
-      : options.id !== undefined && engine.byId.has(options.id)
+      : options.id !== undefined && engine.jobs.has(options.id)
       ? new JobIdInUse({ id: options.id })
-      : txn.currentPhase !== "running"
+      : txn !== undefined && txn.currentPhase !== "running"
       ? new TxnClosed({ id: job.label })
       : undefined
     if (refusal !== undefined) {
       const free = Exit.isSuccess(made) ? made.value.free : undefined
       return Effect.andThen(free === undefined ? Effect.void : afterOutcome(job, "free", free), Effect.fail(refusal))
     }
-    engine.jobs.add(job)
-    if (job.id !== undefined) engine.byId.set(job.id, job)
+    engine.jobs.set(job.id ?? job, job)
     if (Exit.isSuccess(made)) {
       job.callbacks = made.value
-      txn.join(job)
+      txn?.join(job)
       jobCreated(job)
       if (engine.tracing !== undefined) startJobSpan(job, engine.tracing, creator)
       job.transition("created")

@@ -68,8 +68,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
           metrics.eventOverflows.value++
         }
       }),
-      jobs: new Set(),
-      byId: new Map(),
+      jobs: new Map(),
       fibers: new FiberCount(),
       closing: false,
       clock,
@@ -97,7 +96,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       engine.hub.subscribe(subscribeOptions?.capacity, subscribeOptions?.since)) as JobsService["subscribe"]
     const list = () => {
       const rows: Array<JobInfo> = []
-      for (const job of engine.jobs) if (!job.internal) rows.push(info(job))
+      for (const job of engine.jobs.values()) if (!job.internal) rows.push(info(job))
       return rows
     }
 

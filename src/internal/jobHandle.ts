@@ -10,13 +10,12 @@ import type { JobStatus } from "../JobStatus.ts"
 import type { JobTxn } from "../JobTxn.ts"
 import type { JobRecord } from "./jobRecord.ts"
 import { finished, withInlineStep } from "./inlineStep.ts"
-import { enterUnsafe, makePausePoint, makeSleep, makeYield } from "./pausing.ts"
+import { enterUnsafe, makePausePoint, makeYield, sleepStep } from "./pausing.ts"
 
 export class JobHandleImpl implements JobHandle {
   readonly job: JobRecord
   private pausePointEffect: Effect.Effect<void> | undefined = undefined
   private yieldEffect: Effect.Effect<void> | undefined = undefined
-  private sleepFn: ((duration: Duration.Input) => Effect.Effect<void>) | undefined = undefined
   private lastUpdate: Effect.Effect<void> | undefined = undefined
   private lastUpdateDone = 0
 
@@ -41,7 +40,7 @@ export class JobHandleImpl implements JobHandle {
     return (this.yieldEffect ??= makeYield(this.job, this.pausePoint))
   }
   sleep(duration: Duration.Input): Effect.Effect<void> {
-    return (this.sleepFn ??= makeSleep(this.job, this.pausePoint))(duration)
+    return Effect.suspend(() => sleepStep(this.job, duration, this.pausePoint))
   }
   get enter(): Effect.Effect<void> {
     return Effect.sync(() => enterUnsafe(this.job))

@@ -17,15 +17,17 @@ import type { JobMetrics } from "../observability/metrics.ts"
 import { type JobTracing, statusChanged } from "../observability/tracing.ts"
 import type { EventHub } from "./eventHub.ts"
 import type { FiberCount } from "./fiberCount.ts"
-import type { TxnState } from "./txnState.ts"
+import { TxnState } from "./txnState.ts"
 
 /** Shared by every job of one `Jobs` instance. */
 export interface EngineState {
   readonly hub: EventHub
-  /** Every job not yet dismissed, internal ones included, in creation order. */
-  readonly jobs: Set<JobRecord>
-  /** Jobs with an id, for O(1) lookup. */
-  readonly byId: Map<string, JobRecord>
+  /**
+   * Every job not yet dismissed, internal ones included, in creation order: keyed
+   * by its id (O(1) lookup), or by the record itself when it has none. One map,
+   * not a set beside it: each entry is paid for by every job for its whole life.
+   */
+  readonly jobs: Map<string | JobRecord, JobRecord>
   /** Job fibers still running, so the engine can wait for them when it closes. */
   readonly fibers: FiberCount
   closing: boolean
@@ -71,63 +73,65 @@ export const canceledMessage = "Operation canceled"
 const succeededOutcome: JobOutcome = Object.freeze({ _tag: "Succeeded" })
 const cancelledOutcome: JobOutcome = Object.freeze({ _tag: "Cancelled" })
 
+/**
+ * The record's yes/no facts, one bit each in one number: a server holds a
+ * record per job, paused ones included, for as long as the job lives.
+ */
+const pausedBit = 1
+const userPausedBit = 2
+const busyFlagBit = 4
+const startedBit = 8
+const runReturnedBit = 16
+const cancelRequestedBit = 32
+const isCancelledBit = 64
+const sleepingBit = 128
+const finalizingBit = 256
+const internalBit = 512
+const autoFinalizeBit = 1024
+const autoDismissBit = 2048
+
+/** What few jobs need (pause holds, a failed callback, waiters, a span): made on first use. */
+class JobExtras {
+  holds: Map<object, string> | undefined = undefined
+  callbackFailure: CallbackFailedCause | undefined = undefined
+  cancelsDone: Deferred.Deferred<void> | undefined = undefined
+  span: Tracer.Span | undefined = undefined
+  statusWaiters: Set<StatusWaiter> | undefined = undefined
+  completedWaiters: Set<(exit: Exit.Exit<void>) => void> | undefined = undefined
+  concludedWaiters: Set<(exit: Exit.Exit<JobOutcome>) => void> | undefined = undefined
+}
+
 export class JobRecord implements Job {
   status: JobStatus.JobStatus = "undefined"
   /** Pause requests: creation's, the user's, each hold's. `pausePoint` parks while it is above 0. */
   readonly pauseCountRef: Ref.Ref<number> = Ref.makeUnsafe(1)
-  /** Parked at a pause point, or not started yet. */
-  paused = true
-  userPaused = false
-  /** Pause holds by key (made on first use: most jobs never have one). */
-  holds: Map<object, string> | undefined = undefined
-  /** Doing work (not sleeping, yielded or parked); see `busy`. */
-  busyFlag = false
-  started = false
-  /** `run` has returned (QEMU: deferred_to_main_loop); verbs that act on a running job no longer apply. */
-  runReturned = false
-  /** Cancel requested (soft or force). */
-  cancelRequested = false
-  /** Really cancelled (force): the job stops without further work. */
-  isCancelled = false
+  private flags = pausedBit
+  private extras: JobExtras | undefined = undefined
   /** The job's error, once it has one; set at most once, except that `Operation canceled` is never overwritten. */
   error: string | undefined = undefined
-  /** A callback failed outside `run` (pause, resume, userResume, cancel): the job fails with it. */
-  callbackFailure: CallbackFailedCause | undefined = undefined
   current = 0
   total = 0
   speed = 0
   /** Waiting in `yield`/`sleep`; completing it is `enter`. */
   wake: Deferred.Deferred<void> | undefined = undefined
-  /** A sleep timer is armed (QEMU: the sleep timer is pending). */
-  sleeping = false
   /** Parked at a pause point: resumes the job's waiting fiber (see `unparkUnsafe`). */
   unpark: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   /** The fiber running `run`, while `run` may still be interrupted. */
   runFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
   callbacks: JobCallbacks<unknown> | undefined = undefined
-  /** Finalization (commit/abort, clean) has begun: no cancel calls the driver any more. */
-  finalizing = false
   /** Cancel requests calling the driver right now; finalization waits for them. */
   private cancelsInFlight = 0
-  private cancelsDone: Deferred.Deferred<void> | undefined = undefined
   handle: JobHandle | undefined = undefined
   /** When it started, on the engine's clock (milliseconds). */
   startedAt = 0
   /** The job's last row in the engine's list (see `list`). */
   lastInfo: JobInfo | undefined = undefined
-  /** The job's span, from creation until CONCLUDED, when the engine traces. */
-  span: Tracer.Span | undefined = undefined
-  private statusWaiters: Set<StatusWaiter> | undefined = undefined
-  private completedWaiters: Set<(exit: Exit.Exit<void>) => void> | undefined = undefined
-  private concludedWaiters: Set<(exit: Exit.Exit<JobOutcome>) => void> | undefined = undefined
 
   readonly engine: EngineState
   readonly id: string | undefined
   readonly type: string
-  readonly internal: boolean
-  readonly autoFinalize: boolean
-  readonly autoDismiss: boolean
-  readonly txn: TxnState
+  /** The job's transaction; a job alone in its own gets it when first asked (see `txn`). */
+  private txnState: TxnState | undefined
 
   constructor(
     engine: EngineState,
@@ -136,15 +140,129 @@ export class JobRecord implements Job {
     internal: boolean,
     autoFinalize: boolean,
     autoDismiss: boolean,
-    txn: TxnState
+    txn: TxnState | undefined
   ) {
     this.engine = engine
     this.id = id
     this.type = type
-    this.internal = internal
-    this.autoFinalize = autoFinalize
-    this.autoDismiss = autoDismiss
-    this.txn = txn
+    this.txnState = txn
+    this.flags = pausedBit | (internal ? internalBit : 0) | (autoFinalize ? autoFinalizeBit : 0) |
+      (autoDismiss ? autoDismissBit : 0)
+  }
+
+  private flag(bit: number): boolean {
+    return (this.flags & bit) !== 0
+  }
+  private setFlag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit
+  }
+  /** Parked at a pause point, or not started yet. */
+  get paused(): boolean {
+    return this.flag(pausedBit)
+  }
+  set paused(on: boolean) {
+    this.setFlag(pausedBit, on)
+  }
+  get userPaused(): boolean {
+    return this.flag(userPausedBit)
+  }
+  set userPaused(on: boolean) {
+    this.setFlag(userPausedBit, on)
+  }
+  /** Doing work (not sleeping, yielded or parked); see `busy`. */
+  get busyFlag(): boolean {
+    return this.flag(busyFlagBit)
+  }
+  set busyFlag(on: boolean) {
+    this.setFlag(busyFlagBit, on)
+  }
+  get started(): boolean {
+    return this.flag(startedBit)
+  }
+  set started(on: boolean) {
+    this.setFlag(startedBit, on)
+  }
+  /** `run` has returned (QEMU: deferred_to_main_loop); verbs that act on a running job no longer apply. */
+  get runReturned(): boolean {
+    return this.flag(runReturnedBit)
+  }
+  set runReturned(on: boolean) {
+    this.setFlag(runReturnedBit, on)
+  }
+  /** Cancel requested (soft or force). */
+  get cancelRequested(): boolean {
+    return this.flag(cancelRequestedBit)
+  }
+  set cancelRequested(on: boolean) {
+    this.setFlag(cancelRequestedBit, on)
+  }
+  /** Really cancelled (force): the job stops without further work. */
+  get isCancelled(): boolean {
+    return this.flag(isCancelledBit)
+  }
+  set isCancelled(on: boolean) {
+    this.setFlag(isCancelledBit, on)
+  }
+  /** A sleep timer is armed (QEMU: the sleep timer is pending). */
+  get sleeping(): boolean {
+    return this.flag(sleepingBit)
+  }
+  set sleeping(on: boolean) {
+    this.setFlag(sleepingBit, on)
+  }
+  /** Finalization (commit/abort, clean) has begun: no cancel calls the driver any more. */
+  get finalizing(): boolean {
+    return this.flag(finalizingBit)
+  }
+  set finalizing(on: boolean) {
+    this.setFlag(finalizingBit, on)
+  }
+  get internal(): boolean {
+    return this.flag(internalBit)
+  }
+  get autoFinalize(): boolean {
+    return this.flag(autoFinalizeBit)
+  }
+  get autoDismiss(): boolean {
+    return this.flag(autoDismissBit)
+  }
+  private get more(): JobExtras {
+    return (this.extras ??= new JobExtras())
+  }
+  /** Pause holds by key. */
+  get holds(): Map<object, string> | undefined {
+    return this.extras?.holds
+  }
+  set holds(holds: Map<object, string> | undefined) {
+    this.more.holds = holds
+  }
+  /** A callback failed outside `run` (pause, resume, userResume, cancel): the job fails with it. */
+  get callbackFailure(): CallbackFailedCause | undefined {
+    return this.extras?.callbackFailure
+  }
+  set callbackFailure(failure: CallbackFailedCause | undefined) {
+    this.more.callbackFailure = failure
+  }
+  /** The job's span, from creation until CONCLUDED, when the engine traces. */
+  get span(): Tracer.Span | undefined {
+    return this.extras?.span
+  }
+  set span(span: Tracer.Span | undefined) {
+    if (span !== undefined || this.extras !== undefined) this.more.span = span
+  }
+
+  /**
+   * The job's transaction. A job created without one is alone in a private one,
+   * made when first needed — mostly when `run` returns: a running or parked job
+   * does not pay for it.
+   */
+  get txn(): TxnState {
+    return (this.txnState ??= TxnState.alone(this))
+  }
+
+  /** Its transaction's finalization is under way (see `TxnState.locked`); false for a private one not yet made. */
+  get txnLocked(): boolean {
+    return this.txnState !== undefined && this.txnState.locked
   }
 
   /**
@@ -153,7 +271,7 @@ export class JobRecord implements Job {
    * observer ever sees a member idle in the middle of it).
    */
   get busy(): boolean {
-    return this.busyFlag || this.txn.locked
+    return this.busyFlag || this.txnLocked
   }
   set busy(busy: boolean) {
     this.busyFlag = busy
@@ -161,7 +279,8 @@ export class JobRecord implements Job {
 
   /** Waits registered on this job and not yet settled or abandoned. */
   get waiterCount(): number {
-    return (this.statusWaiters?.size ?? 0) + (this.completedWaiters?.size ?? 0) + (this.concludedWaiters?.size ?? 0)
+    return (this.extras?.statusWaiters?.size ?? 0) + (this.extras?.completedWaiters?.size ?? 0) +
+      (this.extras?.concludedWaiters?.size ?? 0)
   }
 
   get label(): string {
@@ -219,24 +338,26 @@ export class JobRecord implements Job {
 
   /** The second half of `transition`: wakes whoever waits for this status. */
   notifyStatusUnsafe(to: JobStatus.JobStatus, outcome?: JobOutcome): void {
-    if (this.statusWaiters !== undefined) this.settleStatusWaiters(to)
-    if (JobStatus.isCompleted(to) && this.completedWaiters !== undefined) {
-      const waiters = this.completedWaiters
-      this.completedWaiters = undefined
+    const extras = this.extras
+    if (extras === undefined) return
+    if (extras.statusWaiters !== undefined) this.settleStatusWaiters(extras, to)
+    if (JobStatus.isCompleted(to) && extras.completedWaiters !== undefined) {
+      const waiters = extras.completedWaiters
+      extras.completedWaiters = undefined
       for (const resume of waiters) resume(Exit.void)
     }
     // A job that dismisses itself has its final word at NULL: its outcome waiters hear of it then.
-    if ((to === "null" || (to === "concluded" && !this.dismissesItself)) && this.concludedWaiters !== undefined) {
-      const waiters = this.concludedWaiters
-      this.concludedWaiters = undefined
+    if ((to === "null" || (to === "concluded" && !this.dismissesItself)) && extras.concludedWaiters !== undefined) {
+      const waiters = extras.concludedWaiters
+      extras.concludedWaiters = undefined
       const exit = Exit.succeed(outcome ?? this.outcome())
       for (const resume of waiters) resume(exit)
     }
   }
 
-  private settleStatusWaiters(to: JobStatus.JobStatus): void {
+  private settleStatusWaiters(extras: JobExtras, to: JobStatus.JobStatus): void {
     const settled: Array<[StatusWaiter, Exit.Exit<void, StatusNotReached>]> = []
-    const waiters = this.statusWaiters!
+    const waiters = extras.statusWaiters!
     for (const w of waiters) {
       if (w.status === to) settled.push([w, Exit.void])
       else if (to === "null") {
@@ -244,7 +365,7 @@ export class JobRecord implements Job {
       }
     }
     for (const [w] of settled) waiters.delete(w)
-    if (waiters.size === 0) this.statusWaiters = undefined
+    if (waiters.size === 0) extras.statusWaiters = undefined
     for (const [w, exit] of settled) w.resume(exit)
   }
 
@@ -266,7 +387,7 @@ export class JobRecord implements Job {
           : this.status === "null"
           ? Exit.fail(new StatusNotReached({ id: this.label, status }))
           : undefined,
-      () => (this.statusWaiters ??= new Set()),
+      () => (this.more.statusWaiters ??= new Set()),
       (resume) => ({ status, resume })
     )
   }
@@ -275,7 +396,7 @@ export class JobRecord implements Job {
   awaitCompleted(): Effect.Effect<void> {
     return waitIn(
       () => (JobStatus.isCompleted(this.status) ? Exit.void : undefined),
-      () => (this.completedWaiters ??= new Set()),
+      () => (this.more.completedWaiters ??= new Set()),
       (resume) => resume
     )
   }
@@ -292,7 +413,7 @@ export class JobRecord implements Job {
   awaitConcluded(): Effect.Effect<JobOutcome> {
     return waitIn(
       () => this.concludedExitUnsafe(),
-      () => (this.concludedWaiters ??= new Set()),
+      () => (this.more.concludedWaiters ??= new Set()),
       (resume) => resume
     )
   }
@@ -309,15 +430,16 @@ export class JobRecord implements Job {
    * (then the request must not call the driver: returns false).
    */
   beginCancelUnsafe(): boolean {
-    if (this.finalizing || this.txn.locked || this.status === "concluded" || this.status === "null") return false
+    if (this.finalizing || this.txnLocked || this.status === "concluded" || this.status === "null") return false
     this.cancelsInFlight++
     return true
   }
 
   endCancelUnsafe(): void {
-    if (--this.cancelsInFlight === 0 && this.cancelsDone !== undefined) {
-      const done = this.cancelsDone
-      this.cancelsDone = undefined
+    const extras = this.extras
+    if (--this.cancelsInFlight === 0 && extras?.cancelsDone !== undefined) {
+      const done = extras.cancelsDone
+      extras.cancelsDone = undefined
       Deferred.doneUnsafe(done, Exit.void)
     }
   }
@@ -338,7 +460,7 @@ export class JobRecord implements Job {
     return Effect.suspend(() => {
       this.finalizing = true
       if (this.cancelsInFlight === 0) return Effect.void
-      return Deferred.await(this.cancelsDone ??= Deferred.makeUnsafe<void>())
+      return Deferred.await(this.more.cancelsDone ??= Deferred.makeUnsafe<void>())
     })
   }
 

@@ -66,53 +66,53 @@ const hook = (job: JobRecord, name: "pause" | "resume"): Effect.Effect<void> => 
 }
 
 /**
- * Parks the job until its pause requests drop to zero (`unparkUnsafe`) or a
- * force cancel interrupts it (then the wait's own cancel step leaves the park).
- * A parked job holds nothing but the fiber's wait: no Deferred, no frames of its
- * own, which is what a server with many paused jobs pays for each.
- */
-const makePark = (job: JobRecord): Effect.Effect<void> => {
-  const leaveOnInterrupt = Effect.sync(() => {
-    if (job.unpark !== undefined) leaveParkUnsafe(job)
-  })
-  return Effect.callback<void>((resume) => {
-    // The request may have gone while the driver's pause hook ran.
-    if (job.pauseCount === 0 || job.isCancelled) return resume(Effect.void)
-    job.unpark = resume
-    job.paused = true
-    job.busy = false
-    job.transition(job.status === "ready" ? "standby" : "paused")
-    return leaveOnInterrupt
-  })
-}
-
-/** The slow path of a pause point: a pause is requested. */
-const parkSlow = (job: JobRecord): Effect.Effect<void> => {
-  const park = makePark(job)
-  // Without pause and resume hooks (most drivers) a parked job holds no frames for them.
-  if (job.callbacks?.pause === undefined && job.callbacks?.resume === undefined) {
-    return Effect.suspend(() => (job.isCancelled ? Effect.void : park))
-  }
-  return Effect.uninterruptibleMask((restore) =>
-    Effect.suspend(() => {
-      if (job.isCancelled) return Effect.void
-      return Effect.andThen(hook(job, "pause"), Effect.ensuring(restore(park), hook(job, "resume")))
-    })
-  )
-}
-
-/**
  * The pause point. As an Effect it is a suspend that checks the pause count.
  * `yield*` inside `Effect.gen` — how drivers use it in their loops — checks the
  * count right in the generator and, with no pause requested, never enters the
  * fiber's run loop at all.
+ *
+ * With a pause requested it parks the job until its pause requests drop to
+ * zero (`unparkUnsafe`) or a force cancel interrupts it (then the wait's own
+ * cancel step leaves the park). A parked job holds nothing but its fiber's
+ * wait: no Deferred, no frames of its own. The park is made on the first pause,
+ * and its closures share this function's scope, which is what a server with many
+ * paused jobs pays for each.
  */
 export const makePausePoint = (job: JobRecord): Effect.Effect<void> => {
-  let slow: Effect.Effect<void> | undefined
-  const slowPath = () => (slow ??= parkSlow(job))
+  let park: Effect.Effect<void> | undefined
+  let leaveOnInterrupt: Effect.Effect<void> | undefined
+  const slowPath = (): Effect.Effect<void> => {
+    if (park !== undefined) return park
+    const wait = Effect.callback<void>((resume) => {
+      // The request may have gone while the driver's pause hook ran.
+      if (job.pauseCount === 0 || job.isCancelled) return resume(Effect.void)
+      job.unpark = resume
+      job.paused = true
+      job.busy = false
+      job.transition(job.status === "ready" ? "standby" : "paused")
+      return (leaveOnInterrupt ??= Effect.sync(() => {
+        if (job.unpark !== undefined) leaveParkUnsafe(job)
+      }))
+    })
+    return (park = withHooks(job, wait))
+  }
   return withInlineStep(
-    Effect.suspend(() => (job.pauseCount === 0 ? Effect.void : slowPath())),
-    () => (job.pauseCount === 0 ? finished : slowPath()[Symbol.iterator]())
+    Effect.suspend(() => (job.pauseCount === 0 || job.isCancelled ? Effect.void : slowPath())),
+    () => (job.pauseCount === 0 || job.isCancelled ? finished : slowPath()[Symbol.iterator]())
+  )
+}
+
+/**
+ * The park with the driver's pause and resume hooks around it, uninterruptible
+ * but for the wait itself; without hooks (most drivers), the wait alone.
+ */
+const withHooks = (job: JobRecord, wait: Effect.Effect<void>): Effect.Effect<void> => {
+  if (job.callbacks?.pause === undefined && job.callbacks?.resume === undefined) return wait
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      if (job.isCancelled) return Effect.void
+      return Effect.andThen(hook(job, "pause"), Effect.ensuring(restore(wait), hook(job, "resume")))
+    })
   )
 }
 
@@ -143,11 +143,11 @@ export const makeYield = (job: JobRecord, pausePoint: Effect.Effect<void>): Effe
   })
 }
 
-export const makeSleep = (job: JobRecord, pausePoint: Effect.Effect<void>) => (duration: Duration.Input) =>
-  Effect.suspend(() => {
-    if (job.isCancelled) return Effect.void
-    if (job.pauseCount > 0) return pausePoint
-    const d = Duration.fromInputUnsafe(duration)
-    if (Duration.isZero(d)) return Effect.andThen(Effect.yieldNow, pausePoint)
-    return Effect.andThen(waitForWake(job, d), pausePoint)
-  })
+/** QEMU job_sleep_ns: sleeps unless a pause is requested, then passes a pause point. */
+export const sleepStep = (job: JobRecord, duration: Duration.Input, pausePoint: Effect.Effect<void>) => {
+  if (job.isCancelled) return Effect.void
+  if (job.pauseCount > 0) return pausePoint
+  const d = Duration.fromInputUnsafe(duration)
+  if (Duration.isZero(d)) return Effect.andThen(Effect.yieldNow, pausePoint)
+  return Effect.andThen(waitForWake(job, d), pausePoint)
+}

@@ -26,9 +26,11 @@ export type TxnOutcome = { readonly _tag: "Committed" } | { readonly _tag: "Abor
 /** A read-only value, shared. */
 export const committed: TxnOutcome = Object.freeze({ _tag: "Committed" })
 
+const noMembers = Object.freeze([]) as unknown as Array<JobRecord>
+
 export class TxnState {
   /** In creation order; members join only when they are created. */
-  readonly members: Array<JobRecord> = []
+  members: Array<JobRecord> = noMembers
   private remainingRef: TxRef.TxRef<number> | undefined = undefined
   private phaseRef: TxRef.TxRef<TxnPhase> | undefined = undefined
   /** The phase of a private transaction (`explicit` false), which has no `TxRef`s. */
@@ -51,6 +53,13 @@ export class TxnState {
   readonly explicit: boolean
   constructor(explicit: boolean) {
     this.explicit = explicit
+  }
+
+  /** A job's private transaction, with the job as its one member. */
+  static alone(job: JobRecord): TxnState {
+    const txn = new TxnState(false)
+    txn.join(job)
+    return txn
   }
 
   /**
@@ -122,7 +131,9 @@ export class TxnState {
   }
 
   join(job: JobRecord): void {
-    this.members.push(job)
+    // A push onto an empty array reserves room for 17: most transactions are one job's own.
+    if (this.members.length === 0) this.members = [job]
+    else this.members.push(job)
     this.joined++
     if (this.remainingRef !== undefined) {
       // Members join at creation, before any of them can finish; the version bump

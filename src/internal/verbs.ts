@@ -46,7 +46,7 @@ type Locked = typeof Locked
 
 /** The job `ref` names: by id among jobs with one, or the object itself if it belongs to this engine. */
 export const lookupUnsafe = (engine: EngineState, ref: JobRef): JobRecord | JobNotFound => {
-  if (typeof ref === "string") return engine.byId.get(ref) ?? new JobNotFound({ id: ref })
+  if (typeof ref === "string") return engine.jobs.get(ref) ?? new JobNotFound({ id: ref })
   return ref instanceof JobRecord && ref.engine === engine ? ref : new JobNotFound({ id: ref.id ?? "" })
 }
 
@@ -68,9 +68,9 @@ const onJob = <A, E>(
     Effect.suspend(() => {
       const job = lookupUnsafe(engine, ref)
       if (!(job instanceof JobRecord)) return Effect.fail(job)
-      const again = Effect.andThen(restore(job.txn.awaitSettled()), onJob(engine, ref, act))
-      if (job.txn.locked) return again
-      return Effect.flatMap(act(job), (a) => a === Locked ? again : Effect.succeed(a as A))
+      const again = () => Effect.andThen(restore(job.txn.awaitSettled()), onJob(engine, ref, act))
+      if (job.txnLocked) return again()
+      return Effect.flatMap(act(job), (a) => a === Locked ? again() : Effect.succeed(a as A))
     })
   )
 
@@ -98,7 +98,7 @@ export const start = (engine: EngineState, ref: JobRef): Effect.Effect<void, Job
   Effect.withFiber((caller) => {
     const job = lookupUnsafe(engine, ref)
     if (!(job instanceof JobRecord)) return Effect.fail(job)
-    if (job.txn.locked) return Effect.andThen(job.txn.awaitSettled(), start(engine, ref))
+    if (job.txnLocked) return Effect.andThen(job.txn.awaitSettled(), start(engine, ref))
     if (engine.closing) return Effect.fail(new EngineClosing())
     if (job.started || job.status !== "created") {
       return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))

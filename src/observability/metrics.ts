@@ -246,7 +246,7 @@ export class JobMetrics {
   private countInStatus(status: JobStatus): number {
     let n = 0
     for (const engine of this.engines) {
-      for (const job of engine.jobs) if (job.status === status) n++
+      for (const job of engine.jobs.values()) if (job.status === status) n++
     }
     return n
   }
@@ -255,7 +255,7 @@ export class JobMetrics {
   private unitsInProgress(type: string): number {
     let n = 0
     for (const engine of this.engines) {
-      for (const job of engine.jobs) if (job.type === type && job.status !== "concluded") n += job.current
+      for (const job of engine.jobs.values()) if (job.type === type && job.status !== "concluded") n += job.current
     }
     return n
   }
