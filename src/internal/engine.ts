@@ -72,6 +72,7 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       fibers: new FiberCount(),
       closing: false,
       clock,
+      epoch: clock.currentTimeMillisUnsafe(),
       metrics,
       tracing: Tracing.fromContext(context)
     }

@@ -33,6 +33,8 @@ export interface EngineState {
   closing: boolean
   /** The engine's clock (a job's start time, for its duration). */
   readonly clock: Clock.Clock
+  /** When the engine was made, on its clock (milliseconds): jobs' start times count from it. */
+  readonly epoch: number
   /** The metric series the engine counts into. */
   readonly metrics: JobMetrics
   /** The tracer jobs get spans from; `undefined` when none records spans. */
@@ -94,6 +96,8 @@ const autoDismissBit = 2048
 class JobExtras {
   holds: Map<object, string> | undefined = undefined
   callbackFailure: CallbackFailedCause | undefined = undefined
+  /** Cancel requests calling the driver right now; finalization waits for them. */
+  cancelsInFlight = 0
   cancelsDone: Deferred.Deferred<void> | undefined = undefined
   span: Tracer.Span | undefined = undefined
   statusWaiters: Set<StatusWaiter> | undefined = undefined
@@ -119,10 +123,11 @@ export class JobRecord implements Job {
   /** The fiber running `run`, while `run` may still be interrupted. */
   runFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
   callbacks: JobCallbacks<unknown> | undefined = undefined
-  /** Cancel requests calling the driver right now; finalization waits for them. */
-  private cancelsInFlight = 0
   handle: JobHandle | undefined = undefined
-  /** When it started, on the engine's clock (milliseconds). */
+  /**
+   * When it started: milliseconds since the engine's epoch, which stay a small
+   * integer (no boxed number per job) for the engine's first 24 days.
+   */
   startedAt = 0
   /** The job's last row in the engine's list (see `list`). */
   lastInfo: JobInfo | undefined = undefined
@@ -225,6 +230,10 @@ export class JobRecord implements Job {
   }
   get autoDismiss(): boolean {
     return this.flag(autoDismissBit)
+  }
+  /** Cancel requests calling the driver right now; finalization waits for them. */
+  private get cancelsInFlight(): number {
+    return this.extras === undefined ? 0 : this.extras.cancelsInFlight
   }
   private get more(): JobExtras {
     return (this.extras ??= new JobExtras())
@@ -431,13 +440,13 @@ export class JobRecord implements Job {
    */
   beginCancelUnsafe(): boolean {
     if (this.finalizing || this.txnLocked || this.status === "concluded" || this.status === "null") return false
-    this.cancelsInFlight++
+    this.more.cancelsInFlight++
     return true
   }
 
   endCancelUnsafe(): void {
-    const extras = this.extras
-    if (--this.cancelsInFlight === 0 && extras?.cancelsDone !== undefined) {
+    const extras = this.more
+    if (--extras.cancelsInFlight === 0 && extras.cancelsDone !== undefined) {
       const done = extras.cancelsDone
       extras.cancelsDone = undefined
       Deferred.doneUnsafe(done, Exit.void)

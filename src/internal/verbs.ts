@@ -104,7 +104,7 @@ export const start = (engine: EngineState, ref: JobRef): Effect.Effect<void, Job
       return Effect.fail(new JobAlreadyStarted({ id: job.label, status: job.status }))
     }
     job.started = true
-    job.startedAt = job.engine.clock.currentTimeMillisUnsafe()
+    job.startedAt = job.engine.clock.currentTimeMillisUnsafe() - job.engine.epoch
     job.pauseCount = job.pauseCount - 1
     job.busy = true
     job.paused = false

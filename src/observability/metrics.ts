@@ -294,7 +294,7 @@ export const jobConcluding = (job: JobRecord, now: number): void => {
   const metrics = job.engine.metrics.type(job.type)
   metrics.concluded[job.outcome()._tag].value++
   metrics.unitsConcluded.value += job.current
-  if (job.started) metrics.duration.observe(Math.max(0, now - job.startedAt) / 1000)
+  if (job.started) metrics.duration.observe(Math.max(0, now - job.engine.epoch - job.startedAt) / 1000)
 }
 
 /** The `result` label of a verb request that failed: the error's tag, `defect` or `interrupted`. */
