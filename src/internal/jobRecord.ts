@@ -269,6 +269,11 @@ export class JobRecord implements Job {
     return (this.txnState ??= TxnState.alone(this))
   }
 
+  /** Its transaction has been made (always, but for a private one not yet needed). */
+  get hasTxn(): boolean {
+    return this.txnState !== undefined
+  }
+
   /** Its transaction's finalization is under way (see `TxnState.locked`); false for a private one not yet made. */
   get txnLocked(): boolean {
     return this.txnState !== undefined && this.txnState.locked

@@ -77,8 +77,20 @@ export const memberCompleted = (job: JobRecord, failed: boolean): Effect.Effect<
  * must run.
  */
 export const memberCompletedInlineUnsafe = (job: JobRecord, failed: boolean): boolean => {
+  if (!job.endsInline) return false
+  if (!job.hasTxn && job.autoFinalize && job.dismissesItself) {
+    // Alone, finalized and dismissed in this step: nobody can ask for its transaction
+    // afterwards, so it is not made. Busy from the decision to the end, as a locked one reports.
+    job.busy = true
+    if (!failed) {
+      job.setStatusUnsafe("pending")
+      job.notifyStatusUnsafe("pending")
+    }
+    finalizeInlineUnsafe(job)
+    return true
+  }
   const txn = job.txn
-  if (txn.explicit || !job.endsInline) return false
+  if (txn.explicit) return false
   const [decision, phase] = memberDecision(txn, failed, txn.currentPhase, 0)
   switch (decision) {
     case "wait":
