@@ -330,6 +330,8 @@ export type CreateError =
   | TxnClosed
   | EngineClosing
   | NegativeSpeed
+  | StoreNotWritable
+  | StoreNotRecovered
 
 /**
  * `start` of a job that is not in CREATED.
@@ -396,5 +398,37 @@ export class TxnEmpty extends Schema.TaggedError<TxnEmpty>()("TxnEmpty", {}) {
 export class EngineClosing extends Schema.TaggedError<EngineClosing>()("EngineClosing", {}) {
   override get message() {
     return "The job engine is shutting down"
+  }
+}
+
+/**
+ * The engine's durable store cannot be written (the disk is full, the
+ * database is down, the lease was lost): new jobs are refused until a write
+ * succeeds again. The jobs already running go on; nothing committed is lost.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreNotWritable extends Schema.TaggedError<StoreNotWritable>()("StoreNotWritable", {
+  store: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The job store ${this.store} cannot be written (${this.reason}); new jobs are refused until it can`
+  }
+}
+
+/**
+ * The engine has a durable store whose jobs it has not brought back yet:
+ * `Jobs.recover` comes first, once the drivers are registered.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreNotRecovered extends Schema.TaggedError<StoreNotRecovered>()("StoreNotRecovered", {
+  store: Schema.String
+}) {
+  override get message() {
+    return `The jobs stored in ${this.store} have not been recovered yet; recover them before creating new ones`
   }
 }

@@ -34,7 +34,9 @@ import type {
 import type { JobEvent } from "./JobEvent.ts"
 import type { JobStatus } from "./JobStatus.ts"
 import type { JobTxn } from "./JobTxn.ts"
-import { makeEngine } from "./internal/engine.ts"
+import { makeEngine, makeEngineWith, type StoreOpenError } from "./internal/engine.ts"
+import type { RecoveryReport } from "./internal/recovery.ts"
+import { JobStore } from "./JobStore.ts"
 
 /**
  * A job, by its id or by the object `create` returned (the only way to reach an internal job).
@@ -167,6 +169,19 @@ export interface JobsService {
    * reads holds the wait up).
    */
   readonly awaitDelivered: Effect.Effect<void>
+  /**
+   * With a durable store (`layerDurable`): waits until everything published or
+   * changed so far is in the store and its events are delivered — what a
+   * server's reply waits for, so a client never hears of something the store
+   * could lose. Without a store it returns at once.
+   */
+  readonly durable: Effect.Effect<void>
+  /**
+   * With a durable store: brings back the jobs it holds (see docs/durability.md),
+   * once, after the drivers are registered. New jobs are refused
+   * (`StoreNotRecovered`) until it has run. Without a store: nothing to do.
+   */
+  readonly recover: Effect.Effect<RecoveryReport>
 }
 
 /**
@@ -256,3 +271,28 @@ export const layer: Layer.Layer<Jobs> = Layer.effect(Jobs, makeEngine({}))
  * @category layers
  */
 export const layerWith = (options: JobsOptions): Layer.Layer<Jobs> => Layer.effect(Jobs, makeEngine(options))
+
+/**
+ * A `Jobs` whose jobs, transactions and events are kept in the `JobStore`
+ * (see docs/durability.md): it takes the store's lease for its life (failing
+ * with `StoreOwned`, naming the holder, while another process has it), and
+ * every event is in the store before any subscriber or client sees it. Call
+ * `recover` once the drivers are registered; new jobs wait for it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerDurable = (options: JobsOptions = {}): Layer.Layer<Jobs, StoreOpenError, JobStore> =>
+  Layer.effect(
+    Jobs,
+    Effect.gen(function*() {
+      const store = yield* JobStore
+      return yield* makeEngineWith(options, store)
+    })
+  )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type { RecoveryReport }

@@ -188,7 +188,9 @@ const statusOf: Record<string, 400 | 404 | 409 | 503> = {
   InvalidParameters: 400,
   JobRefused: 400,
   NegativeSpeed: 400,
-  EngineClosing: 503
+  EngineClosing: 503,
+  StoreNotWritable: 503,
+  StoreNotRecovered: 503
 }
 
 /**

@@ -19,6 +19,8 @@ import {
   JobRefused,
   JobSetupFailed,
   NegativeSpeed,
+  StoreNotRecovered,
+  StoreNotWritable,
   TxnClosed,
   UnknownJobType
 } from "../JobError.ts"
@@ -82,6 +84,13 @@ const refusalOrDriver = (
   options: CreateOptions
 ): CreateError | RegisteredDriver => {
   if (engine.closing) return new EngineClosing()
+  const persistence = engine.persistence
+  if (persistence !== undefined) {
+    if (!persistence.recovered) return new StoreNotRecovered({ store: persistence.location })
+    if (persistence.failure !== undefined) {
+      return new StoreNotWritable({ store: persistence.location, reason: persistence.failure })
+    }
+  }
   const invalid = idRuleViolation(engine, options)
   if (invalid !== undefined) return invalid
   if (options.speed !== undefined && options.speed < 0) {
@@ -161,6 +170,7 @@ const setUp = (
   )
   job.speed = options.speed ?? 0
   job.handle = new JobHandleImpl(job)
+  if (engine.persistence !== undefined) job.keepForStore(options.params ?? {}, engine.clock.currentTimeMillisUnsafe())
   const publish = (
     made: Exit.Exit<JobCallbacks<unknown>, unknown>
   ): Effect.Effect<Job, EngineClosing | JobIdInUse | TxnClosed | JobSetupFailed> => {

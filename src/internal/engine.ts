@@ -4,7 +4,7 @@
  * every job (QEMU: job_cancel_sync_all).
  * @internal
  */
-import { Clock, Effect, type Scope, Stream } from "effect"
+import { Clock, Effect, Fiber, type Scope, Stream } from "effect"
 import type { JobInfo } from "../Job.ts"
 import type { JobsOptions, JobsService } from "../Jobs.ts"
 import * as Metrics from "../observability/metrics.ts"
@@ -15,7 +15,12 @@ import { check, create, type Drivers, register } from "./create.ts"
 import { EventHub } from "./eventHub.ts"
 import { FiberCount } from "./fiberCount.ts"
 import type { EngineState, JobRecord } from "./jobRecord.ts"
+import { Persistence } from "./persistence.ts"
+import { recover, type RecoveryReport } from "./recovery.ts"
 import * as verbs from "./verbs.ts"
+import type { JobStoreService } from "../store/service.ts"
+import { processOwner } from "../store/lease.ts"
+import type { StoreCorrupt, StoreOwned, StoreTooNew, StoreUnavailable, StoreWriteFailed } from "../store/errors.ts"
 
 /**
  * A job's row in `list`. Rows are read-only values: a job's last row is kept
@@ -39,34 +44,62 @@ const info = (job: JobRecord): JobInfo => {
 }
 
 /** Closing: force-cancel and finish every job, then wait for their fibers. */
+/** The next job closing has to end: any; with a store, one not yet CONCLUDED (those stay, for the next run). */
+const nextToEnd = (engine: EngineState): JobRecord | undefined => {
+  for (const job of engine.jobs.values()) {
+    if (engine.persistence === undefined || job.status !== "concluded") return job
+  }
+  return undefined
+}
+
 const close = (engine: EngineState): Effect.Effect<void> =>
   Effect.gen(function*() {
     engine.closing = true
-    while (engine.jobs.size > 0) {
-      const job: JobRecord = engine.jobs.values().next().value!
+    for (let job = nextToEnd(engine); job !== undefined; job = nextToEnd(engine)) {
       // A transaction being finalized is past cancelling: its end is waited for instead.
       if ((yield* cancelJob(job, true)) === "locked") yield* job.txn.awaitSettled()
       yield* job.awaitConcluded()
-      yield* dismiss(job)
+      if (engine.persistence === undefined) yield* dismiss(job)
     }
     yield* engine.fibers.awaitNone
     engine.hub.end()
   })
 
+const nothingRecovered: RecoveryReport = { concluded: [], committed: [], interrupted: [] }
+
+export type StoreOpenError = StoreOwned | StoreTooNew | StoreUnavailable | StoreCorrupt | StoreWriteFailed
+
+/** An engine in memory: QEMU's semantics, nothing outlives the process. */
 export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, never, Scope.Scope> =>
+  makeEngineWith(options, undefined) as Effect.Effect<JobsService, never, Scope.Scope>
+
+/** An engine that keeps its jobs and events in `store` (none: `makeEngine`). */
+export const makeEngineWith = (
+  options: JobsOptions,
+  store: JobStoreService | undefined
+): Effect.Effect<JobsService, StoreOpenError, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     // Metrics go to the registry, and spans to the tracer, of the context the engine is built in.
     const context = yield* Effect.context<never>()
     const metrics = Metrics.fromContext(context)
+    const retained = options.retainedEvents ?? 10_000
+    // With a store: its lease for the engine's life, and the log as the store left it.
+    const owned = store === undefined ? undefined : yield* store.acquire(processOwner())
+    const lastSeq = owned?.snapshot.lastSeq ?? 0
+    const retainedBefore = owned === undefined || retained === 0
+      ? []
+      : yield* Effect.orDie(store!.readEvents(Math.max(owned.snapshot.oldestSeq - 1, lastSeq - retained), retained))
     const engine: EngineState = {
       hub: new EventHub({
         capacity: options.eventBuffer ?? 4096,
-        retained: options.retainedEvents ?? 10_000,
+        retained,
         now: () => clock.currentTimeMillisUnsafe(),
         onOverflow: () => {
           metrics.eventOverflows.value++
-        }
+        },
+        lastSeq,
+        retainedBefore
       }),
       jobs: new Map(),
       fibers: new FiberCount(),
@@ -74,7 +107,15 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       clock,
       epoch: clock.currentTimeMillisUnsafe(),
       metrics,
-      tracing: Tracing.fromContext(context)
+      tracing: Tracing.fromContext(context),
+      persistence: undefined
+    }
+    if (owned !== undefined) {
+      const persistence = new Persistence(owned, store!.location, engine.hub, () => clock.currentTimeMillisUnsafe())
+      engine.persistence = persistence
+      const writer = yield* Effect.forkDetach(persistence.writer)
+      // Runs after the engine has closed (finalizers run in reverse): its last events are written too.
+      yield* Effect.addFinalizer(() => Effect.andThen(Fiber.interrupt(writer), persistence.flush))
     }
     const drivers: Drivers = new Map()
     metrics.engines.add(engine)
@@ -137,7 +178,14 @@ export const makeEngine = (options: JobsOptions): Effect.Effect<JobsService, nev
       join: (ref) => verbs.join(engine, ref),
       subscribe,
       events: Stream.unwrap(subscribe()),
-      awaitDelivered: Effect.suspend(() => engine.hub.awaitDelivered())
+      awaitDelivered: Effect.suspend(() => engine.hub.awaitDelivered()),
+      durable: engine.persistence === undefined ? Effect.void : engine.persistence.durable,
+      recover: Effect.suspend(() => {
+        const persistence = engine.persistence
+        if (persistence === undefined || persistence.recovered) return Effect.succeed(nothingRecovered)
+        persistence.recovered = true
+        return recover(engine, drivers, owned!.snapshot.jobs, owned!.snapshot.txns)
+      })
     }
     return service
   })

@@ -20,6 +20,11 @@
  * come back for more after (`processed`), so `awaitDelivered` can wait until
  * each reader has dealt with everything published so far: the way to end a
  * program without losing the tail of a forked event reader.
+ *
+ * With a durable store the hub is gated (`gate`): `publish` numbers an event
+ * and hands it to the store's writer, and `deliver` — once the store has it —
+ * keeps it in the log and gives it to the subscribers. So no reader ever sees
+ * an event the store could lose.
  * @internal
  */
 import { Cause, Effect, Exit, Queue, Stream } from "effect"
@@ -30,6 +35,8 @@ import type { JobEvent, Unstamped } from "../JobEvent.ts"
 /** One subscription: its buffer, and how far its reader has got. */
 class Subscriber {
   readonly queue: Queue.Queue<JobEvent, EventsOverflow | Cause.Done>
+  /** Events up to this sequence number are not for it (it started after them, or had them replayed). */
+  after = 0
   /** Events offered to it. */
   published = 0
   /** Events its reader has taken. */
@@ -108,6 +115,10 @@ export interface EventHubOptions {
   readonly now: () => number
   /** Called when a subscriber is cut off for falling behind (for the metrics). */
   readonly onOverflow?: (() => void) | undefined
+  /** The sequence number of the last event published before (a store's, after a restart). */
+  readonly lastSeq?: number | undefined
+  /** Events published before, oldest first (a store's, after a restart): the log starts with them. */
+  readonly retainedBefore?: ReadonlyArray<JobEvent> | undefined
 }
 
 export class EventHub {
@@ -118,6 +129,10 @@ export class EventHub {
   private ringStart = 0
   /** The sequence number of the last event published (0: none yet). */
   private lastSeq = 0
+  /** The sequence number of the last event delivered (kept and handed out): behind `lastSeq` while gated. */
+  private lastDelivered = 0
+  /** Takes every published event instead of delivering it; it calls `deliver` once the event is durable. */
+  gate: ((event: JobEvent) => void) | undefined = undefined
 
   readonly defaultCapacity: number
   readonly retained: number
@@ -128,6 +143,10 @@ export class EventHub {
     this.retained = Math.max(0, Math.floor(options.retained))
     this.now = options.now
     this.onOverflow = options.onOverflow
+    this.lastSeq = this.lastDelivered = options.lastSeq ?? 0
+    for (const event of options.retainedBefore ?? []) this.keep(event)
+    // A restarted log has a past a client may resume from.
+    if (options.lastSeq !== undefined && options.lastSeq > 0) this.opened = true
   }
 
   /**
@@ -139,7 +158,7 @@ export class EventHub {
 
   /** Whether anyone listens, or the log keeps events: lets the engine skip building events nobody reads. */
   get active(): boolean {
-    return this.subscribers.size > 0 || (this.opened && this.retained > 0)
+    return this.subscribers.size > 0 || (this.opened && this.retained > 0) || this.gate !== undefined
   }
 
   /** Someone reads the log (a snapshot's `seq` is a cursor): from now on it keeps events. */
@@ -154,14 +173,25 @@ export class EventHub {
 
   /** The oldest sequence number still retained (the next one's when the log is empty). */
   get oldest(): number {
-    return this.ring.length === 0 ? this.lastSeq + 1 : this.ring[this.ringStart]!.seq
+    return this.ring.length === 0 ? this.lastDelivered + 1 : this.ring[this.ringStart]!.seq
   }
 
-  /** Gives `unstamped` its place in the log, keeps it, and hands it to every subscriber. */
+  /** Gives `unstamped` its place in the log; then delivers it, or hands it to the gate. */
   publish(unstamped: Unstamped): void {
     const event = unstamped as JobEvent & { seq: number; timestamp: number }
     event.seq = ++this.lastSeq
     event.timestamp = this.now()
+    if (this.gate !== undefined) this.gate(event)
+    else this.deliverOne(event)
+  }
+
+  /** Events the gate has made durable, in publication order: kept, and handed to every subscriber. */
+  deliver(events: ReadonlyArray<JobEvent>): void {
+    for (const event of events) this.deliverOne(event)
+  }
+
+  private keep(event: JobEvent): void {
+    this.lastDelivered = event.seq
     if (this.retained > 0) {
       if (this.ring.length < this.retained) this.ring.push(event)
       else {
@@ -169,7 +199,12 @@ export class EventHub {
         this.ringStart = (this.ringStart + 1) % this.retained
       }
     }
+  }
+
+  private deliverOne(event: JobEvent): void {
+    this.keep(event)
     for (const subscriber of this.subscribers) {
+      if (event.seq <= subscriber.after) continue
       const queue = subscriber.queue
       if (Queue.offerUnsafe(queue, event)) subscriber.published++
       else {
@@ -224,7 +259,7 @@ export class EventHub {
 
   /** The retained events after `since`, oldest first; `undefined` if some of them are gone. */
   private replayAfter(since: number): Array<JobEvent> | undefined {
-    if (since >= this.lastSeq) return []
+    if (since >= this.lastDelivered) return []
     if (since + 1 < this.oldest) return undefined
     const out: Array<JobEvent> = []
     const count = this.ring.length
@@ -254,6 +289,9 @@ export class EventHub {
           // One synchronous step from the log to the live subscription: no event in between.
           const fresh = since === undefined ? [] : this.replayAfter(since)!
           const subscriber = new Subscriber(queue)
+          // From now on: not the events published (and still at the gate) before it; from
+          // `since`: not those up to it, nor those replayed.
+          subscriber.after = since === undefined ? this.lastSeq : Math.max(since, this.lastDelivered)
           for (const event of fresh) Queue.offerUnsafe(queue, event)
           subscriber.published = fresh.length
           this.subscribers.add(subscriber)

@@ -17,6 +17,7 @@ import type { JobMetrics } from "../observability/metrics.ts"
 import { type JobTracing, statusChanged } from "../observability/tracing.ts"
 import type { EventHub } from "./eventHub.ts"
 import type { FiberCount } from "./fiberCount.ts"
+import type { Persistence } from "./persistence.ts"
 import { TxnState } from "./txnState.ts"
 
 /** Shared by every job of one `Jobs` instance. */
@@ -39,6 +40,8 @@ export interface EngineState {
   readonly metrics: JobMetrics
   /** The tracer jobs get spans from; `undefined` when none records spans. */
   readonly tracing: JobTracing | undefined
+  /** The writer to the durable store, when the engine has one. */
+  persistence: Persistence | undefined
 }
 
 interface StatusWaiter {
@@ -103,6 +106,9 @@ class JobExtras {
   statusWaiters: Set<StatusWaiter> | undefined = undefined
   completedWaiters: Set<(exit: Exit.Exit<void>) => void> | undefined = undefined
   concludedWaiters: Set<(exit: Exit.Exit<JobOutcome>) => void> | undefined = undefined
+  /** For a durable store: the parameters as given, and when the job was created (engine clock, ms). */
+  storedParams: unknown = undefined
+  createdAt = 0
 }
 
 export class JobRecord implements Job {
@@ -235,6 +241,20 @@ export class JobRecord implements Job {
   private get cancelsInFlight(): number {
     return this.extras === undefined ? 0 : this.extras.cancelsInFlight
   }
+  /** The parameters as the job was created with them; kept only for a durable store. */
+  get storedParams(): unknown {
+    return this.extras?.storedParams
+  }
+  /** When it was created (engine clock, milliseconds); kept only for a durable store. */
+  get createdAt(): number {
+    return this.extras?.createdAt ?? 0
+  }
+  /** Keeps what a durable store needs to bring the job back. */
+  keepForStore(params: unknown, createdAt: number): void {
+    const extras = this.more
+    extras.storedParams = params
+    extras.createdAt = createdAt
+  }
   private get more(): JobExtras {
     return (this.extras ??= new JobExtras())
   }
@@ -343,6 +363,7 @@ export class JobRecord implements Job {
     }
     this.status = to
     if (this.span !== undefined && from !== to) statusChanged(this, this.span, from, to)
+    if (this.engine.persistence !== undefined) this.engine.persistence.touch(this)
     if (from !== to && !this.internal && this.engine.hub.active) {
       this.engine.hub.publish({ _tag: "StatusChange", id: this.id!, status: to })
       if (then !== undefined) this.engine.hub.publish(then(this.id!))

@@ -70,7 +70,12 @@ const onJob = <A, E>(
       if (!(job instanceof JobRecord)) return Effect.fail(job)
       const again = () => Effect.andThen(restore(job.txn.awaitSettled()), onJob(engine, ref, act))
       if (job.txnLocked) return again()
-      return Effect.flatMap(act(job), (a) => a === Locked ? again() : Effect.succeed(a as A))
+      return Effect.flatMap(act(job), (a) => {
+        if (a === Locked) return again()
+        // A verb may change what the store keeps without a status change (a pause count, a speed).
+        engine.persistence?.touch(job)
+        return Effect.succeed(a as A)
+      })
     })
   )
 

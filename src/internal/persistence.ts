@@ -1,0 +1,251 @@
+/**
+ * The engine's writer to a durable store: write-ahead, one commit per tick.
+ *
+ * Whatever changes in a tick — jobs whose status or pause state changed, jobs
+ * dismissed, the events published — is gathered here and written in one
+ * atomic commit (group commit). The event hub is gated meanwhile: an event is
+ * handed to subscribers, kept in the replay log and counted as delivered only
+ * once the commit that holds it has succeeded, so no reader ever sees an event
+ * the store could still lose.
+ *
+ * A commit that fails (disk full, database down, lease lost) is reported once
+ * as a log line, counted in a metric, and retried with a growing delay; what it
+ * held stays pending, nothing is dropped. Meanwhile `failure` is set, and new
+ * jobs are refused (`StoreNotWritable`) until a commit succeeds again.
+ * @internal
+ */
+import { Duration, Effect } from "effect"
+import type { JobEvent } from "../JobEvent.ts"
+import type { OwnedStore } from "../store/service.ts"
+import type { StoredJob, StoredTxn } from "../store/records.ts"
+import type { EventHub } from "./eventHub.ts"
+import type { JobRecord } from "./jobRecord.ts"
+import type { TxnState } from "./txnState.ts"
+
+/** A job's own one-job transaction is stored under its job's id. */
+export const soloTxnId = (jobId: string): string => `job:${jobId}`
+
+const firstRetry = Duration.millis(50)
+const lastRetry = Duration.seconds(5)
+
+interface DurableWait {
+  /** The number of the commit it waits for. */
+  target: number
+  readonly resume: () => void
+}
+
+export class Persistence {
+  /** Jobs (with an id) changed since the last commit began. */
+  private dirty = new Set<JobRecord>()
+  /** Events published since the last commit began, in order. */
+  private events: Array<JobEvent> = []
+  /** The writer's wait for work, while it has none. */
+  private wakeWriter: (() => void) | undefined = undefined
+  private readonly waits = new Set<DurableWait>()
+  /** Commits begun so far; the one under way, if `committing`, is number `begun`. */
+  private begun = 0
+  private committing = false
+  /** Ids of explicit transactions, stable for the life of the process (a restart keeps the stored ones). */
+  private readonly txnIds = new WeakMap<TxnState, string>()
+  /** Why the last commit failed; `undefined` once one succeeds. */
+  failure: string | undefined = undefined
+  /** The stored jobs have been brought back (`Jobs.recover`): new jobs may be created. */
+  recovered = false
+  /** Commits that failed, for the metrics. */
+  failedCommits = 0
+
+  readonly owned: OwnedStore
+  readonly location: string
+  private readonly hub: EventHub
+  private readonly now: () => number
+  constructor(owned: OwnedStore, location: string, hub: EventHub, now: () => number) {
+    this.owned = owned
+    this.location = location
+    this.hub = hub
+    this.now = now
+    hub.gate = (event) => {
+      this.events.push(event)
+      this.wake()
+    }
+  }
+
+  /** `job` changed: its record goes into the next commit. */
+  touch(job: JobRecord): void {
+    if (job.id === undefined) return
+    this.dirty.add(job)
+    this.wake()
+  }
+
+  /** The id an explicit transaction is stored under (a restored one keeps its stored id). */
+  txnId(txn: TxnState, job: JobRecord): string {
+    if (!txn.explicit) return soloTxnId(job.id!)
+    let id = this.txnIds.get(txn)
+    if (id === undefined) this.txnIds.set(txn, id = `txn:${crypto.randomUUID()}`)
+    return id
+  }
+
+  /** Gives a restored transaction its stored id. */
+  adoptTxn(txn: TxnState, id: string): void {
+    this.txnIds.set(txn, id)
+  }
+
+  private wake(): void {
+    const wake = this.wakeWriter
+    if (wake !== undefined) {
+      this.wakeWriter = undefined
+      wake()
+    }
+  }
+
+  private get idle(): boolean {
+    return this.dirty.size === 0 && this.events.length === 0
+  }
+
+  /**
+   * Waits until everything published or changed before the call is in the
+   * store, and its events delivered: what a reply to a client waits for.
+   * Commits are numbered as they begin; a wait is for the commit that takes
+   * what is pending now (or, with nothing pending, the one under way).
+   */
+  readonly durable: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    const target = !this.idle ? this.begun + 1 : this.committing ? this.begun : 0
+    if (target === 0) return resume(Effect.void)
+    const wait: DurableWait = { target, resume: () => resume(Effect.void) }
+    this.waits.add(wait)
+    return Effect.sync(() => {
+      this.waits.delete(wait)
+    })
+  })
+
+  private settleWaits(committed: number): void {
+    const ready: Array<DurableWait> = []
+    for (const wait of this.waits) if (wait.target <= committed) ready.push(wait)
+    for (const wait of ready) {
+      this.waits.delete(wait)
+      wait.resume()
+    }
+  }
+
+  private stored(job: JobRecord, now: number): StoredJob {
+    const started = job.started ? { startedAt: job.engine.epoch + job.startedAt } : {}
+    const error = job.error === undefined ? {} : { error: job.error }
+    return {
+      id: job.id!,
+      type: job.type,
+      params: (job.storedParams ?? {}) as StoredJob["params"],
+      txn: this.txnId(job.txn, job),
+      status: job.status,
+      manualFinalize: !job.autoFinalize,
+      manualDismiss: !job.autoDismiss,
+      progress: { current: job.current, total: job.total },
+      speed: job.speed,
+      ...error,
+      userPaused: job.userPaused,
+      pauseHolds: job.pauseHolds,
+      createdAt: job.createdAt,
+      ...started,
+      updatedAt: now
+    }
+  }
+
+  private storedTxn(txn: TxnState, job: JobRecord): StoredTxn {
+    const error = txn.firstError === undefined ? {} : { error: txn.firstError }
+    return { id: this.txnId(txn, job), explicit: txn.explicit, phase: txn.currentPhase, ...error }
+  }
+
+  /** One commit of everything pending; on failure it all stays pending. Not interrupted half-way. */
+  private readonly commitPending: Effect.Effect<boolean> = Effect.uninterruptible(Effect.suspend(() => {
+    if (this.idle) return Effect.succeed(true)
+    const jobs = this.dirty
+    const events = this.events
+    this.dirty = new Set()
+    this.events = []
+    const number = ++this.begun
+    this.committing = true
+    const now = this.now()
+    const written: Array<StoredJob> = []
+    const removedJobs: Array<string> = []
+    const txns = new Map<string, StoredTxn>()
+    const removedTxns = new Set<string>()
+    for (const job of jobs) {
+      if (job.status === "null") {
+        removedJobs.push(job.id!)
+        if (!job.hasTxn || !job.txn.explicit) removedTxns.add(soloTxnId(job.id!))
+        else if (job.txn.members.every((m) => m.status === "null")) removedTxns.add(this.txnId(job.txn, job))
+        continue
+      }
+      written.push(this.stored(job, now))
+      const txn = this.storedTxn(job.txn, job)
+      txns.set(txn.id, txn)
+    }
+    for (const id of txns.keys()) removedTxns.delete(id)
+    return this.owned.commit({
+      jobs: written,
+      removedJobs,
+      txns: Array.from(txns.values()),
+      removedTxns: Array.from(removedTxns),
+      events,
+      removedCheckpoints: removedJobs
+    }).pipe(Effect.matchEffect({
+      onSuccess: () =>
+        Effect.sync(() => {
+          this.committing = false
+          this.failure = undefined
+          this.hub.deliver(events)
+          this.settleWaits(number)
+          return true
+        }),
+      onFailure: (error) =>
+        Effect.suspend(() => {
+          // Back in front of whatever came meanwhile: nothing is dropped, the order is kept.
+          for (const job of this.dirty) jobs.add(job)
+          this.dirty = jobs
+          this.events = events.concat(this.events)
+          this.committing = false
+          // The next commit carries this one's changes: its waits wait for that one.
+          for (const wait of this.waits) if (wait.target === number) wait.target = number + 1
+          this.failedCommits++
+          const first = this.failure === undefined
+          this.failure = error.message
+          return first
+            ? Effect.as(
+              Effect.logError(`effect-jobs: the job store cannot be written, new jobs are refused: ${error.message}`),
+              false
+            )
+            : Effect.succeed(false)
+        })
+    }))
+  }))
+
+  private readonly awaitWork: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (!this.idle) return resume(Effect.void)
+    this.wakeWriter = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.wakeWriter = undefined
+    })
+  })
+
+  /**
+   * The writer: waits for work, lets the rest of the tick add to it, commits;
+   * after a failure, waits longer each time (up to five seconds) and tries again.
+   */
+  readonly writer: Effect.Effect<never> = Effect.suspend(() => {
+    let delay = firstRetry
+    const step: Effect.Effect<void> = Effect.flatMap(
+      Effect.andThen(Effect.andThen(this.awaitWork, Effect.yieldNow), this.commitPending),
+      (ok) => {
+        if (ok) {
+          delay = firstRetry
+          return Effect.void
+        }
+        const wait = delay
+        delay = Duration.min(Duration.times(delay, 2), lastRetry)
+        return Effect.sleep(wait)
+      }
+    )
+    return Effect.forever(step)
+  })
+
+  /** Commits what is pending now, once (the engine is closing): a failure is reported, not retried. */
+  readonly flush: Effect.Effect<void> = Effect.asVoid(this.commitPending)
+}

@@ -1,0 +1,140 @@
+/**
+ * Bringing a durable store's jobs back after a restart.
+ *
+ * - A CONCLUDED job (one waiting for its dismissal) comes back as it was,
+ *   error included; its transaction keeps its outcome.
+ * - A transaction whose commit had been decided (phase `committing`) commits:
+ *   its members that had not concluded yet conclude as succeeded. Their
+ *   drivers' commits are not run again: the file drivers' own commit journals,
+ *   recovered before the store, have finished or undone them on disk.
+ * - Every other job that had not concluded fails with `interrupted: the server
+ *   stopped while the job was <status>`: it comes back in its status, a parked
+ *   one first goes back to RUNNING (READY), and then it fails as any job does —
+ *   ABORTING, its driver's `abort` and `clean` (its callbacks are made again
+ *   from the stored parameters, when its driver is registered), the final
+ *   event, CONCLUDED. Its whole transaction aborts with it.
+ *
+ * Every status change is published as usual, after the events the store kept,
+ * with the sequence numbers following on from them.
+ * @internal
+ */
+import { Effect, Exit } from "effect"
+import type { JobStatus } from "../JobStatus.ts"
+import type { StoredJob, StoredTxn } from "../store/records.ts"
+import { finalizeJob } from "./conclude.ts"
+import type { Drivers } from "./create.ts"
+import { JobHandleImpl } from "./jobHandle.ts"
+import { type EngineState, JobRecord } from "./jobRecord.ts"
+import { soloTxnId } from "./persistence.ts"
+import { committed, TxnState } from "./txnState.ts"
+
+/** What `recover` found and did. */
+export interface RecoveryReport {
+  /** CONCLUDED jobs brought back, waiting for their dismissal. */
+  readonly concluded: ReadonlyArray<string>
+  /** Jobs that concluded as succeeded: their transaction's commit had been decided. */
+  readonly committed: ReadonlyArray<string>
+  /** Jobs that failed as interrupted, with the status each had. */
+  readonly interrupted: ReadonlyArray<{ readonly id: string; readonly status: JobStatus }>
+}
+
+export const interruptedMessage = (status: JobStatus): string =>
+  `interrupted: the server stopped while the job was ${status}`
+
+/** A record with the stored job's state, in the engine, with no fiber and no callbacks yet. */
+const restore = (engine: EngineState, stored: StoredJob, txn: TxnState): JobRecord => {
+  const job = new JobRecord(engine, stored.id, stored.type, false, !stored.manualFinalize, !stored.manualDismiss, txn)
+  job.handle = new JobHandleImpl(job)
+  // A restored status is where the job was, not a change: the table is not consulted.
+  job.status = stored.status
+  job.current = stored.progress.current
+  job.total = stored.progress.total
+  job.speed = stored.speed
+  job.error = stored.error
+  job.started = stored.status !== "created"
+  job.startedAt = stored.startedAt === undefined ? 0 : stored.startedAt - engine.epoch
+  job.paused = false
+  job.busy = false
+  job.runReturned = true
+  job.pauseCount = 0
+  job.keepForStore(stored.params, stored.createdAt)
+  txn.join(job)
+  engine.jobs.set(stored.id, job)
+  return job
+}
+
+/** The driver's callbacks, made again from the stored parameters; none if that is not possible. */
+const remake = (drivers: Drivers, job: JobRecord): Effect.Effect<void> => {
+  const driver = drivers.get(job.type)
+  if (driver === undefined) return Effect.void
+  return Effect.flatMap(
+    Effect.exit(Effect.flatMap(driver.decode(job.storedParams ?? {}), (params) => driver.make(params, job.handle!))),
+    (made) =>
+      Effect.sync(() => {
+        if (Exit.isSuccess(made)) job.callbacks = made.value
+      })
+  )
+}
+
+export const recover = (
+  engine: EngineState,
+  drivers: Drivers,
+  jobs: ReadonlyArray<StoredJob>,
+  txns: ReadonlyArray<StoredTxn>
+): Effect.Effect<RecoveryReport> =>
+  Effect.gen(function*() {
+    const persistence = engine.persistence!
+    const report = {
+      concluded: [] as Array<string>,
+      committed: [] as Array<string>,
+      interrupted: [] as Array<{ id: string; status: JobStatus }>
+    }
+    const storedTxns = new Map(txns.map((txn) => [txn.id, txn]))
+    const members = new Map<string, Array<StoredJob>>()
+    for (const job of jobs) {
+      const list = members.get(job.txn)
+      if (list === undefined) members.set(job.txn, [job])
+      else list.push(job)
+    }
+    for (const [txnId, stored] of members) {
+      const storedTxn = storedTxns.get(txnId)
+      const explicit = storedTxn?.explicit ?? txnId !== soloTxnId(stored[0]!.id)
+      const txn = new TxnState(explicit)
+      if (explicit) persistence.adoptTxn(txn, txnId)
+      const restored = stored.map((job) => restore(engine, job, txn))
+      const open = restored.filter((job) => job.status !== "concluded")
+      const phase = storedTxn?.phase ?? "running"
+      if (open.length === 0) {
+        report.concluded.push(...restored.map((job) => job.id!))
+        txn.finalizationBegun = true
+        txn.settleUnsafe(
+          phase === "committed" ? committed : { _tag: "Aborted", error: storedTxn?.error ?? "Operation canceled" }
+        )
+        continue
+      }
+      report.concluded.push(...restored.filter((job) => job.status === "concluded").map((job) => job.id!))
+      txn.finalizationBegun = true
+      if (phase === "committing" || phase === "committed") {
+        for (const job of open.slice().reverse()) {
+          if (job.status !== "pending") job.transition("pending")
+          report.committed.push(job.id!)
+          yield* finalizeJob(job)
+        }
+        txn.settleUnsafe(committed)
+        continue
+      }
+      for (const job of open) {
+        const status = job.status
+        report.interrupted.push({ id: job.id!, status })
+        // Parked when the server stopped: back to where it was working first, as a cancel would.
+        if (status === "paused") job.transition("running")
+        else if (status === "standby") job.transition("ready")
+        job.recordError(interruptedMessage(status))
+        yield* remake(drivers, job)
+      }
+      txn.firstError ??= open[0]!.error
+      for (const job of open.slice().reverse()) yield* finalizeJob(job)
+      txn.settleUnsafe({ _tag: "Aborted", error: txn.firstError ?? "Operation canceled" })
+    }
+    return report
+  }).pipe(Effect.uninterruptible)

@@ -1,0 +1,230 @@
+/**
+ * `Jobs.layerDurable`: the engine on a real SQLite store in a temp dir —
+ * events written before anyone sees them, sequence numbers that go on after a
+ * restart, recovery of what a crashed server left (written into the store
+ * directly, as the crashed process's last commit), one owner at a time, and
+ * new jobs refused while the store cannot be written.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { join } from "node:path"
+import * as JobDriver from "../src/JobDriver.ts"
+import type { JobEvent } from "../src/JobEvent.ts"
+import * as Jobs from "../src/Jobs.ts"
+import * as JobStore from "../src/JobStore.ts"
+import type { StoredJob, StoredTxn } from "../src/store/records.ts"
+import type { JobStoreService } from "../src/store/service.ts"
+import * as Testing from "../src/testing.ts"
+
+const tempDb = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(join(os.tmpdir(), "ej-durable-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+).pipe(Effect.map((dir) => join(dir, "jobs.db")))
+
+/** The durable engine with the test driver, on `store`. */
+const engineOn = (store: Layer.Layer<JobStore.JobStore, unknown, never>) =>
+  JobDriver.layer(Testing.TestDriver).pipe(
+    Layer.provideMerge(Layer.mergeAll(Jobs.layerDurable().pipe(Layer.provide(store)), Testing.CallbackLog.layer)),
+    Layer.orDie
+  )
+
+/** What a crashed server's last commit left, written the way the engine writes it. */
+const crashedState = (filename: string, jobs: ReadonlyArray<StoredJob>, txns: ReadonlyArray<StoredTxn>, events: ReadonlyArray<JobEvent>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const store = yield* JobStore.JobStore
+    const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
+    yield* owned.commit({ jobs, txns, events })
+  })).pipe(Effect.provide(JobStore.sqlite({ filename })))
+
+const job = (id: string, txn: string, status: StoredJob["status"], extra: Partial<StoredJob> = {}): StoredJob => ({
+  id,
+  type: "test",
+  params: { iterations: 1000, sleepMillis: 10 },
+  txn,
+  status,
+  manualFinalize: false,
+  manualDismiss: true,
+  progress: { current: 3, total: 1000 },
+  speed: 0,
+  userPaused: false,
+  pauseHolds: [],
+  createdAt: 1,
+  startedAt: 2,
+  updatedAt: 3,
+  ...extra
+})
+
+const statusEvent = (seq: number, id: string, status: StoredJob["status"]): JobEvent => ({
+  _tag: "StatusChange",
+  seq,
+  timestamp: seq,
+  id,
+  status
+})
+
+describe("Jobs.layerDurable", () => {
+  it.live("every event is in the store before a subscriber sees it", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      const storeLayer = JobStore.sqlite({ filename })
+      const seenWhenDurable = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const store = yield* JobStore.JobStore
+        yield* jobs.recover
+        const events = yield* jobs.subscribe()
+        const seen = yield* Ref.make<Array<readonly [number, boolean]>>([])
+        const reader = yield* Effect.forkChild(Stream.runForEach(events, (event) =>
+          Effect.flatMap(store.readEvents(event.seq - 1, 1), (stored) =>
+            Ref.update(seen, (all) => [...all, [event.seq, stored[0]?.seq === event.seq] as const])
+          )
+        ))
+        const created = yield* jobs.run({ type: "test", id: "w", params: { iterations: 2 } })
+        yield* jobs.awaitOutcome(created)
+        yield* jobs.durable
+        yield* jobs.awaitDelivered
+        yield* Fiber.interrupt(reader)
+        return yield* Ref.get(seen)
+      }).pipe(Effect.provide(Layer.merge(engineOn(storeLayer), storeLayer))))
+      assert.isAbove(seenWhenDurable.length, 3)
+      for (const [seq, durable] of seenWhenDurable) assert.isTrue(durable, `event ${seq} was seen before it was stored`)
+      assert.deepStrictEqual(seenWhenDurable.map(([seq]) => seq), seenWhenDurable.map((_, i) => i + 1))
+    }))
+
+  it.live("brings back what a crashed server left, and its sequence numbers go on", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      yield* crashedState(
+        filename,
+        [
+          job("done", "job:done", "concluded", { error: "boom" }),
+          job("parked", "job:parked", "paused", { userPaused: true }),
+          job("a", "txn:t", "waiting"),
+          job("b", "txn:t", "running"),
+          job("c1", "txn:c", "pending"),
+          job("c2", "txn:c", "pending")
+        ],
+        [
+          { id: "job:done", explicit: false, phase: "aborted", error: "boom" },
+          { id: "job:parked", explicit: false, phase: "running" },
+          { id: "txn:t", explicit: true, phase: "running" },
+          { id: "txn:c", explicit: true, phase: "committing" }
+        ],
+        [statusEvent(1, "done", "concluded"), statusEvent(2, "parked", "paused"), statusEvent(3, "b", "running")]
+      )
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const log = yield* Testing.CallbackLog
+        // Subscribed from the start of the log: the stored events, then the recovery's.
+        const events = yield* jobs.subscribe({ since: 0 })
+        const report = yield* jobs.recover
+        yield* jobs.durable
+        const { seq, jobs: list } = yield* jobs.snapshot
+        const seen = yield* Stream.runCollect(Stream.takeUntil(events, (event) => event.seq === seq))
+        return { report, list, seen, aborts: ["a", "b", "c1"].map((id) => log.of(id)) }
+      }).pipe(Effect.provide(engineOn(JobStore.sqlite({ filename })))))
+
+      assert.deepStrictEqual(outcome.report.concluded, ["done"])
+      assert.deepStrictEqual([...outcome.report.committed].sort(), ["c1", "c2"])
+      assert.deepStrictEqual(outcome.report.interrupted, [
+        { id: "parked", status: "paused" },
+        { id: "a", status: "waiting" },
+        { id: "b", status: "running" }
+      ])
+      const byId = new Map(outcome.list.map((row) => [row.id, row]))
+      assert.strictEqual(byId.get("done")?.error, "boom")
+      assert.strictEqual(byId.get("parked")?.error, "interrupted: the server stopped while the job was paused")
+      assert.strictEqual(byId.get("b")?.error, "interrupted: the server stopped while the job was running")
+      // `a` did not fail itself: it aborts with its transaction.
+      assert.strictEqual(byId.get("a")?.status, "concluded")
+      assert.strictEqual(byId.get("c1")?.status, "concluded")
+      assert.isUndefined(byId.get("c1")?.error)
+      // The aborted transaction's members were aborted by their drivers, made again from the stored parameters.
+      assert.include(outcome.aborts[0], "abort")
+      assert.include(outcome.aborts[1], "abort")
+      assert.notInclude(outcome.aborts[2], "commit")
+
+      const seqs = outcome.seen.map((event) => event.seq)
+      assert.deepStrictEqual(seqs, seqs.map((_, i) => i + 1))
+      const parked = outcome.seen.filter((e) => e._tag === "StatusChange" && e.id === "parked").map((e) =>
+        e._tag === "StatusChange" ? e.status : ""
+      )
+      assert.deepStrictEqual(parked, ["paused", "running", "aborting", "concluded"])
+
+      // Restarted again: the numbers go on after the recovery's, and nothing is recovered twice.
+      const again = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        const snapshot = yield* jobs.snapshot
+        return { report, seq: snapshot.seq, ids: snapshot.jobs.map((row) => row.id).sort() }
+      }).pipe(Effect.provide(engineOn(JobStore.sqlite({ filename })))))
+      assert.strictEqual(again.seq, seqs[seqs.length - 1])
+      assert.deepStrictEqual(again.report.interrupted, [])
+      assert.deepStrictEqual(again.ids, ["a", "b", "c1", "c2", "done", "parked"])
+    }))
+
+  it.live("a second engine on the same store is refused, naming the owner", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      const storeLayer = JobStore.sqlite({ filename })
+      const refused = yield* Effect.scoped(Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        yield* Layer.buildWithScope(Jobs.layerDurable().pipe(Layer.provide(storeLayer)), scope)
+        return yield* Effect.flip(Effect.scoped(Layer.build(Jobs.layerDurable().pipe(Layer.provide(storeLayer)))))
+      }))
+      assert.strictEqual(refused._tag, "StoreOwned")
+      assert.include(refused.message, `pid ${process.pid}`)
+    }))
+
+  it.live("refuses new jobs while the store cannot be written, loses nothing, and goes on when it can", () =>
+    Effect.gen(function*() {
+      const failing = yield* Ref.make(false)
+      // The memory store, with commits that fail while `failing` is set (a full disk).
+      const flaky = Layer.effect(
+        JobStore.JobStore,
+        Effect.gen(function*() {
+          const inner: JobStoreService = yield* Effect.provide(
+            Effect.gen(function*() {
+              return yield* JobStore.JobStore
+            }),
+            JobStore.memory
+          )
+          return {
+            ...inner,
+            acquire: (owner, options) =>
+              Effect.map(inner.acquire(owner, options), (owned) => ({
+                ...owned,
+                commit: (batch) =>
+                  Effect.flatMap(Ref.get(failing), (fail) =>
+                    fail
+                      ? Effect.fail(new JobStore.StoreWriteFailed({ store: "memory", operation: "commit", reason: "no space left on device" }))
+                      : owned.commit(batch))
+              }))
+          }
+        })
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        const events = yield* jobs.subscribe()
+        yield* Ref.set(failing, true)
+        const first = yield* jobs.run({ type: "test", id: "first", params: { iterations: 1 } })
+        yield* jobs.awaitOutcome(first)
+        // Once the writer has tried and failed, the next job is refused, with the store's reason.
+        const second = { type: "test", id: "second" }
+        while (Exit.isSuccess(yield* Effect.exit(jobs.validate(second)))) yield* Effect.yieldNow
+        const refused = yield* Effect.flip(jobs.create(second))
+        assert.strictEqual(refused._tag, "StoreNotWritable")
+        assert.include(refused.message, "no space left on device")
+        yield* Ref.set(failing, false)
+        yield* jobs.durable
+        // What waited is delivered, in order, once written.
+        const seen = yield* Stream.runCollect(Stream.takeUntil(events, (e) => e._tag === "StatusChange" && e.status === "null"))
+        assert.strictEqual(seen[0]?.seq, 1)
+        assert.deepStrictEqual(seen.map((e) => e.seq), seen.map((_, i) => i + 1))
+        const again = yield* jobs.run({ type: "test", id: "third", params: { iterations: 1 } })
+        assert.strictEqual((yield* jobs.awaitOutcome(again))._tag, "Succeeded")
+      }).pipe(Effect.provide(engineOn(flaky))))
+    }))
+})
