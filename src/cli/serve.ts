@@ -20,6 +20,12 @@
  * - With `--otlp URL` (or `OTEL_EXPORTER_OTLP_ENDPOINT`), traces, metrics and
  *   logs go to that OpenTelemetry collector over OTLP/HTTP; what is still
  *   buffered is sent as the server stops.
+ * - Jobs and events are kept in a store (`--store`, see `store.ts`; by
+ *   default a SQLite file beside the socket), so a restarted server has the
+ *   jobs that waited for their dismissal, fails those a crash interrupted, and
+ *   numbers its events on from where it stopped. A store another server holds,
+ *   or one that is not a database, stops it with exit code 1 (the file is left
+ *   as it is).
  * - Stopping: the clients get `SHUTDOWN`, then every job is force-cancelled
  *   (no partial targets) and they get its events; then the connections
  *   close, the socket file is removed and the exit code is 0.
@@ -27,12 +33,13 @@
 import { Cause, Config, Console, Effect, Exit, type FileSystem, Layer, Option, Path } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as FileDrivers from "../drivers/layer.ts"
-import { Jobs, layer as jobsLayer } from "../Jobs.ts"
+import { Jobs, layerDurable as jobsLayerDurable } from "../Jobs.ts"
+import * as JobStore from "../JobStore.ts"
 import * as Otlp from "../observability/otlp.ts"
 import * as Qmp from "../Qmp.ts"
 import { defaultMaxConnections } from "../qmp/server.ts"
 import { readTls, remoteNeedsTls, socketFlag, tcpFlag, type TlsFlags, tlsFlags } from "./endpoint.ts"
-import { type CommandFailed, exitOnSignalWith, fail } from "./exit.ts"
+import { CommandFailed, exitCodes, exitOnSignalWith, fail } from "./exit.ts"
 import {
   dashboardLine,
   howToReachHttp,
@@ -41,6 +48,7 @@ import {
   startHttp,
   validateServeHttp
 } from "./http.ts"
+import { describeStore, layerFor, resolveStore, type StoreSpec, storeFlag } from "./store.ts"
 
 export interface ServeOptions extends TlsFlags {
   readonly socket: Option.Option<string>
@@ -55,6 +63,8 @@ export interface ServeOptions extends TlsFlags {
   readonly http?: ReadonlyArray<string> | undefined
   /** `--http-read-only`: the HTTP API refuses every POST. */
   readonly httpReadOnly?: boolean | undefined
+  /** `--store SPEC` (default: SQLite beside the socket). */
+  readonly store?: Option.Option<string> | undefined
 }
 
 /** `--otlp URL`, else the `OTEL_EXPORTER_OTLP_ENDPOINT` variable, else no export. */
@@ -130,12 +140,25 @@ const clientFlagsFor = (address: Qmp.ListenAddress, tlsCa: string | undefined): 
   return tlsCa === undefined ? tcp : [...tcp, "--tls-cert", "CLIENT.pem", "--tls-key", "CLIENT-key.pem", "--tls-ca", tlsCa]
 }
 
-const run = (options: ServeOptions) =>
+/** Brings back the store's jobs (after the journals: their files are in their final state by then); prints what it did. */
+const recoverStore = (spec: StoreSpec) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const report = yield* jobs.recover
+    if (spec._tag === "Memory") return
+    const { committed, concluded, interrupted } = report
+    if (concluded.length > 0) yield* Console.log(`kept ${concluded.length} concluded job(s): ${concluded.join(", ")}`)
+    if (committed.length > 0) yield* Console.log(`committed ${committed.length} job(s) whose commit had begun: ${committed.join(", ")}`)
+    for (const { id, status } of interrupted) yield* Console.log(`failed ${id}: interrupted while ${status}`)
+  })
+
+const run = (options: ServeOptions, spec: StoreSpec) =>
   Effect.gen(function*() {
     const path = yield* Path.Path
     const jobs = yield* Jobs
     const tls = Option.getOrUndefined(yield* readTls(options))
     yield* recover(options.journalDirs.length > 0 ? options.journalDirs : [path.resolve(".")])
+    yield* recoverStore(spec)
 
     // The server cancels every job as it shuts down (by quit or by a signal); this says which, first.
     const onShutdown = (reason: Qmp.ShutdownReason) =>
@@ -160,6 +183,7 @@ const run = (options: ServeOptions) =>
     }).pipe(Effect.catch((error) => fail(error.message)))
 
     yield* Console.log(`effect-jobs ${versionText} QMP server (job types backup, mirror)`)
+    yield* Console.log(`jobs kept in ${describeStore(spec, (yield* JobStore.JobStore).location)}`)
     const tlsCa = tls === undefined || Option.isNone(options.tlsCa) ? undefined : path.resolve(options.tlsCa.value)
     qmpFlags = server.addresses.length === 0 ? undefined : clientFlagsFor(server.addresses[0]!, tlsCa)
     for (const address of server.addresses) {
@@ -193,8 +217,19 @@ export const serve = (
   Effect.gen(function*() {
     yield* exitOnSignalWith(0)
     const otlp = options.otlp ?? Option.none()
-    yield* run(options).pipe(
+    const socket = Option.isSome(options.socket)
+      ? options.socket.value
+      : Option.isSome(options.tcp)
+      ? undefined
+      : Qmp.defaultSocketPath
+    const spec = yield* resolveStore(options.store ?? Option.none(), socket)
+    const jobsLayer = jobsLayerDurable().pipe(Layer.provideMerge(layerFor(spec)))
+    yield* run(options, spec).pipe(
       Effect.provide(FileDrivers.layer.pipe(Layer.provideMerge(jobsLayer))),
+      // A store that cannot be opened (held by another server, not a database) stops the server: exit 1.
+      Effect.mapError((error) =>
+        error instanceof CommandFailed ? error : new CommandFailed({ reason: error.message, exitCode: exitCodes.failure })
+      ),
       Effect.onExit((exit) =>
         Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? Console.log("stopped") : Effect.void
       ),
@@ -228,7 +263,8 @@ export const serveCommand = Command.make("serve", {
   ),
   otlp: otlpFlag,
   http: serveHttpFlag,
-  httpReadOnly: serveHttpReadOnlyFlag
+  httpReadOnly: serveHttpReadOnlyFlag,
+  store: storeFlag
 }, serve).pipe(
   Command.validate((input) => remoteNeedsTls(input)),
   Command.validate((input) => validateServeHttp(input.http, input.httpReadOnly)),
@@ -240,6 +276,7 @@ export const serveCommand = Command.make("serve", {
     { command: "effect-jobs serve --tcp 127.0.0.1:4444", description: "Listen on TCP port 4444 only" },
     { command: "effect-jobs serve --socket /run/jobs.sock --tcp 127.0.0.1:0", description: "Both; a free TCP port" },
     { command: "effect-jobs serve --otlp http://127.0.0.1:4318", description: "Export traces and metrics to a collector" },
+    { command: "effect-jobs serve --store postgres://jobs@db.internal/jobs", description: "Keep jobs and events in Postgres" },
     { command: "effect-jobs serve --http 127.0.0.1:8080", description: "Serve the HTTP API and the dashboard too, on port 8080" },
     {
       command: "effect-jobs serve --http 127.0.0.1:8080 --http-read-only",

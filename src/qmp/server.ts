@@ -166,7 +166,7 @@ export const make = (
      * synchronous step (a reply queued, a client marked negotiated), so no event
      * can slip in between.
      */
-    const flushEvents = (andThen?: () => void): Effect.Effect<void> =>
+    const flushNow = (andThen?: () => void): Effect.Effect<void> =>
       Effect.suspend(function flush(): Effect.Effect<void> {
         if (renewing !== undefined) return Effect.andThen(Deferred.await(renewing), Effect.suspend(flush))
         const first = deliverBuffered()
@@ -188,13 +188,21 @@ export const make = (
           Deferred.doneUnsafe(renewed, Exit.void)
         })))
       })
+    /**
+     * With a durable store, what was published so far is stored (and delivered
+     * to the subscription) first: a client hears of nothing the store could
+     * lose, and the events before the reply are all there to hand out.
+     */
+    const durable = jobs.durable
+    const flushEvents = (andThen?: () => void): Effect.Effect<void> =>
+      durable === Effect.void ? flushNow(andThen) : Effect.andThen(durable, flushNow(andThen))
 
     // Events nobody's reply flushes (a job's own progress) go out as soon as they are published.
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         while (!subscriptionEnded) {
           yield* subscription.available
-          yield* flushEvents()
+          yield* flushNow()
         }
       }),
       { startImmediately: true }

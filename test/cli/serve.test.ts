@@ -56,7 +56,8 @@ describe("effect-jobs serve + qmp", () => {
       assert.strictEqual(jobs.stdout, "")
       assert.match(jobs.stderr, /^effect-jobs: cannot connect to unix:\.\/effect-jobs\.sock: no such socket file \(ENOENT\)/)
       assert.strictEqual(second.code, 1)
-      assert.include(second.stderr, `Another server is already listening on ${socket}`)
+      // The second server finds the first one's job store (beside the socket) taken, and names the holder.
+      assert.match(second.stderr, /The job store sqlite:\S*effect-jobs\.db is in use by \S+ \(pid \d+ on /)
       assert.strictEqual(second.stdout, "") // a server that never listened has no jobs to speak of
 
       // JSON-ARGS numbers go out as written: `1.0` is no integer to QMP, even if JavaScript reads it as 1.
@@ -71,7 +72,7 @@ describe("effect-jobs serve + qmp", () => {
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
       assert.match(exited.stdout, /shutting down \(quit\)\nno jobs to cancel\nstopped\n$/)
-      assert.deepStrictEqual(entries(dir), [])
+      assert.deepStrictEqual(entries(dir), ["effect-jobs.db"])
     }).pipe(Effect.scoped))
 
   it.live("over TCP on 127.0.0.1 (port 0: the server prints the one it got); SIGTERM cancels the running backup, exit 0", () =>
@@ -107,7 +108,7 @@ describe("effect-jobs serve + qmp", () => {
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
       assert.match(exited.stdout, /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)
-      assert.deepStrictEqual(entries(dir), ["src"])
+      assert.deepStrictEqual(entries(dir), ["effect-jobs.db", "src"])
     }).pipe(Effect.scoped))
 
   it.live("at start it finishes a commit a crash left half done; SIGINT stops it with exit 0", () =>
@@ -133,13 +134,13 @@ describe("effect-jobs serve + qmp", () => {
       // The default journal directory is the current one.
       const { server } = yield* serve(["--socket", join(dir, "s.sock")], { cwd: dir })
       assert.match(server.stdout(), /^recovered the interrupted commit of .*\n {2}.*dst1: renamed into place\n/m)
-      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "s.sock", "src1", "src2"])
+      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "effect-jobs.db", "effect-jobs.db-shm", "effect-jobs.db-wal", "s.sock", "src1", "src2"])
       assert.deepStrictEqual(new Uint8Array(fs.readFileSync(join(dir, "dst1"))), data[0])
 
       yield* server.signal("SIGINT")
       const exited = yield* server.exited
       assert.strictEqual(exited.code, 0, exited.stderr)
-      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "src1", "src2"])
+      assert.deepStrictEqual(entries(dir), ["dst1", "dst2", "effect-jobs.db", "src1", "src2"])
     }).pipe(Effect.scoped))
 
   it.live("SIGHUP stops it as SIGTERM does: the running backup cancelled, the socket removed, exit 0", () =>
@@ -157,7 +158,7 @@ describe("effect-jobs serve + qmp", () => {
       const exited = yield* server.exited
       assert.deepStrictEqual([exited.code, exited.signal], [0, null], exited.stderr)
       assert.match(exited.stdout, /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)
-      assert.deepStrictEqual(entries(dir), ["src"])
+      assert.deepStrictEqual(entries(dir), ["effect-jobs.db", "src"])
     }).pipe(Effect.scoped))
 
   it.live("a journal it cannot use in a --journal-dir is reported and set aside: the server starts, SIGINT exits 0", () =>

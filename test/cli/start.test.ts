@@ -138,6 +138,7 @@ const stopWith = (signal: NodeJS.Signals, to: "npm" | "group") =>
       JSON.stringify(commandLines)
     )
     assert.include(npm.stdout(), `listening on unix:${socket}\n`)
+    assert.include(npm.stdout(), `jobs kept in sqlite:${join(dir, "effect-jobs.db")}\n`)
 
     // The server's directory is the project's: the backup's paths are absolute.
     const client = yield* wireClient({ path: socket })
@@ -156,7 +157,7 @@ const stopWith = (signal: NodeJS.Signals, to: "npm" | "group") =>
     for (const pid of npm.seen) assert.isFalse(running(pid), `process ${pid} that npm started is still running`)
     assert.match(npm.stdout(), /shutting down \(signal\)\ncancelling 1 job: b1\nstopped\n$/)
     if (npmDiesOfIt && to === "npm") assert.match(npm.stderr(), /the parent process \(\d+\) is gone; stopping/)
-    assert.deepStrictEqual(entries(dir), ["src"])
+    assert.deepStrictEqual(entries(dir), ["effect-jobs.db", "src"])
   }).pipe(Effect.scoped)
 
 describe("npm start", () => {

@@ -66,7 +66,7 @@ describe("effect-jobs watch", () => {
       ])
       assert.strictEqual(lines.at(-2), "the server shut down")
       assert.notInclude(exited.stdout, "\x1b")
-      assert.deepStrictEqual(entries(dir), ["src"])
+      assert.deepStrictEqual(entries(dir), ["effect-jobs.db", "src"])
     }).pipe(Effect.scoped))
 
   it.live.skipIf(!hasScript)("on a terminal: the table redrawn in place; after quit the last table shows the jobs' end", () =>
@@ -98,7 +98,7 @@ describe("effect-jobs watch", () => {
       assert.notInclude(last, "running", last)
       assert.match(last, /^effect-jobs watch {2}unix:.*s\.sock {2}\d\d:\d\d:\d\d {2}0 jobs /, last)
       assert.match(last, /\n\(no jobs\)\n\nlast event: \d\d:\d\d:\d\d b0 null\nthe server shut down\n$/, last)
-      assert.deepStrictEqual(entries(dir), ["src"])
+      assert.deepStrictEqual(entries(dir), ["effect-jobs.db", "src"])
     }).pipe(Effect.scoped))
 })
 

@@ -17,7 +17,10 @@ describe("serve --http-read-only", () => {
       const socket = join(dir, "s.sock")
       const [readOnly, plain] = yield* Effect.all([
         start(["serve", "--socket", socket, "--http", "127.0.0.1:0", "--http-read-only"], { cwd: dir }),
-        start(["serve", "--socket", join(dir, "p.sock"), "--http", "127.0.0.1:0"], { cwd: dir })
+        // A store of its own: the default one, beside the socket, is the other server's.
+        start(["serve", "--socket", join(dir, "p.sock"), "--store", `sqlite:${join(dir, "p.db")}`, "--http", "127.0.0.1:0"], {
+          cwd: dir
+        })
       ])
       const [, url] = yield* readOnly.waitFor(/^listening on (http:\/\/127\.0\.0\.1:\d+) \(HTTP API\)$/)
       yield* readOnly.waitFor(/^stop with/)
