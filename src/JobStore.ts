@@ -16,7 +16,8 @@
  *   beside effect-jobs by the programs that use it, and loaded when the layer
  *   is built).
  *
- * The engine does not use the store yet.
+ * The engine writes to it when built with `Jobs.layerDurable` (see
+ * docs/durability.md).
  *
  * @since 0.1.0
  */

@@ -21,6 +21,8 @@ export * as Jobs from "./Jobs.ts"
 /** @since 0.1.0 */
 export * as JobStatus from "./JobStatus.ts"
 /** @since 0.1.0 */
+export * as JobStore from "./JobStore.ts"
+/** @since 0.1.0 */
 export * as JobTxn from "./JobTxn.ts"
 /** @since 0.1.0 */
 export * as JobVerb from "./JobVerb.ts"

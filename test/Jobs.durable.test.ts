@@ -227,4 +227,31 @@ describe("Jobs.layerDurable", () => {
         assert.strictEqual((yield* jobs.awaitOutcome(again))._tag, "Succeeded")
       }).pipe(Effect.provide(engineOn(flaky))))
     }))
+
+  it.live("keeps the newest events in the store, however many are published", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      const storeLayer = JobStore.sqlite({ filename })
+      const engine = JobDriver.layer(Testing.TestDriver).pipe(
+        Layer.provideMerge(Layer.mergeAll(Jobs.layerDurable({ retainedEvents: 1000 }).pipe(Layer.provide(storeLayer)), Testing.CallbackLog.layer)),
+        Layer.orDie
+      )
+      const { kept, seq } = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const store = yield* JobStore.JobStore
+        yield* jobs.recover
+        for (let i = 0; i < 600; i++) {
+          yield* jobs.awaitOutcome(yield* jobs.run({ type: "test", id: `r${i}`, params: { iterations: 1 } }))
+        }
+        yield* jobs.durable
+        const seq = (yield* jobs.snapshot).seq
+        return { kept: yield* store.readEvents(0, 1_000_000), seq }
+      }).pipe(Effect.provide(Layer.merge(engine, storeLayer))))
+      assert.isAbove(seq, 2000)
+      assert.isAtLeast(kept.length, 1000)
+      assert.isBelow(kept.length, 2000)
+      // The newest, without a gap.
+      assert.strictEqual(kept[kept.length - 1]!.seq, seq)
+      assert.deepStrictEqual(kept.map((e) => e.seq), kept.map((_, i) => seq - kept.length + 1 + i))
+    }))
 })

@@ -111,7 +111,15 @@ export const makeEngineWith = (
       persistence: undefined
     }
     if (owned !== undefined) {
-      const persistence = new Persistence(owned, store!.location, engine.hub, () => clock.currentTimeMillisUnsafe())
+      const persistence = new Persistence({
+        owned,
+        location: store!.location,
+        hub: engine.hub,
+        now: () => clock.currentTimeMillisUnsafe(),
+        onFailure: () => {
+          metrics.storeWriteFailures.value++
+        }
+      })
       engine.persistence = persistence
       const writer = yield* Effect.forkDetach(persistence.writer)
       // Runs after the engine has closed (finalizers run in reverse): its last events are written too.

@@ -51,18 +51,31 @@ export class Persistence {
   failure: string | undefined = undefined
   /** The stored jobs have been brought back (`Jobs.recover`): new jobs may be created. */
   recovered = false
-  /** Commits that failed, for the metrics. */
-  failedCommits = 0
+  /** Events committed since the store's event log was last trimmed. */
+  private sinceTrim = 0
 
   readonly owned: OwnedStore
   readonly location: string
   private readonly hub: EventHub
   private readonly now: () => number
-  constructor(owned: OwnedStore, location: string, hub: EventHub, now: () => number) {
+  private readonly onFailure: () => void
+  /** Events the store keeps, as the hub's log does (at least 1,000: a trim is a write). */
+  private readonly retained: number
+  constructor(options: {
+    readonly owned: OwnedStore
+    readonly location: string
+    readonly hub: EventHub
+    readonly now: () => number
+    /** A commit failed (for the metrics). */
+    readonly onFailure: () => void
+  }) {
+    const { hub, owned } = options
     this.owned = owned
-    this.location = location
+    this.location = options.location
     this.hub = hub
-    this.now = now
+    this.now = options.now
+    this.onFailure = options.onFailure
+    this.retained = Math.max(hub.retained, 1000)
     hub.gate = (event) => {
       this.events.push(event)
       this.wake()
@@ -193,8 +206,9 @@ export class Persistence {
           this.failure = undefined
           this.hub.deliver(events)
           this.settleWaits(number)
+          this.sinceTrim += events.length
           return true
-        }),
+        }).pipe(Effect.tap(() => this.sinceTrim >= this.retained ? this.trim : Effect.void)),
       onFailure: (error) =>
         Effect.suspend(() => {
           // Back in front of whatever came meanwhile: nothing is dropped, the order is kept.
@@ -204,7 +218,7 @@ export class Persistence {
           this.committing = false
           // The next commit carries this one's changes: its waits wait for that one.
           for (const wait of this.waits) if (wait.target === number) wait.target = number + 1
-          this.failedCommits++
+          this.onFailure()
           const first = this.failure === undefined
           this.failure = error.message
           return first
@@ -216,6 +230,15 @@ export class Persistence {
         })
     }))
   }))
+
+  /** Retention: the store keeps the newest `retained` events; the numbering is unaffected. */
+  private readonly trim: Effect.Effect<void> = Effect.suspend(() => {
+    this.sinceTrim = 0
+    return Effect.catch(
+      Effect.asVoid(this.owned.trimEvents(this.retained)),
+      (error) => Effect.logWarning(`effect-jobs: the job store's event log could not be trimmed: ${error.message}`)
+    )
+  })
 
   private readonly awaitWork: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (!this.idle) return resume(Effect.void)

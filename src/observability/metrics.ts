@@ -82,6 +82,13 @@ export const definitions = {
     labels: [],
     description:
       "Event subscriptions cut off (EventsOverflow) because their reader fell a whole buffer behind: they get no further events"
+  },
+  storeWriteFailures: {
+    name: `${prefix}store_write_failures_total`,
+    type: "counter",
+    labels: [],
+    description:
+      "Commits to the durable job store that failed (disk full, database down, lease lost); while they fail, new jobs are refused"
   }
 } as const
 
@@ -166,6 +173,7 @@ export class JobMetrics {
   private readonly verbs = new Map<string, Cell>()
   private readonly protocols = new Map<Protocol, { readonly open: Cell; readonly total: Cell }>()
   readonly eventOverflows: Cell
+  readonly storeWriteFailures: Cell
 
   constructor(registry: Metric.MetricRegistry) {
     this.context = Context.make(Metric.MetricRegistry, registry)
@@ -173,6 +181,7 @@ export class JobMetrics {
       this.gauge(definitions.inStatus, { status }, () => this.countInStatus(status))
     }
     this.eventOverflows = this.counter(definitions.eventOverflows, {})
+    this.storeWriteFailures = this.counter(definitions.storeWriteFailures, {})
   }
 
   private register<S>(metric: Metric.Metric<never, S>, get: () => S): void {
