@@ -4,13 +4,15 @@
  * and their ratio.
  *
  *   node bench/run.ts           full run (about two and a half minutes on two cores; the
- *                               file drivers need 2 GiB free under os.tmpdir())
+ *                               file drivers need 2 GiB free under os.tmpdir(), and the durable
+ *                               figure PostgreSQL's initdb and postgres, see test/store/postgresCluster.ts)
  *   node bench/run.ts --quick   a tenth of the work, to check that it runs
  */
 import { Effect } from "effect"
 import { createRequire } from "node:module"
 import { arch, cpus, loadavg, platform } from "node:os"
 import { connectionLimits } from "./connectionLimits.ts"
+import { durable } from "./durable.ts"
 import { lifecycle } from "./lifecycle.ts"
 import { latency } from "./latency.ts"
 import { fileDrivers } from "./fileDrivers.ts"
@@ -48,6 +50,12 @@ const suite = Effect.gen(function*() {
   const transactionFigures = yield* transactions({
     sizes: [scale(1_000), scale(10_000), scale(100_000)],
     abortSize: scale(10_000)
+  })
+  const durableFigures = yield* durable({
+    jobs: scale(20_000),
+    postgresJobs: scale(10_000),
+    batch: 1_000,
+    rounds: 3
   })
   const fileDriverFigures = yield* fileDrivers({
     fileBytes: quick ? 128 * 1024 * 1024 : 1024 * 1024 * 1024,
@@ -147,6 +155,24 @@ const suite = Effect.gen(function*() {
       met: transactionFigures.scaling.meetsTarget
     },
     {
+      figure: "no-op job lifecycles with every event durable, SQLite store",
+      value: `${durableFigures.targets.sqlite.lifecyclesPerSecond}/s`,
+      baseline: `memory store ${durableFigures.memoryStore.lifecyclesPerSecond}/s`,
+      ratio: durableFigures.ratioToMemoryStore.sqlite,
+      target: durableFigures.targets.sqlite.target,
+      met: durableFigures.targets.sqlite.meetsTarget
+    },
+    {
+      figure: "no-op job lifecycles with every event durable, Postgres store (loopback)",
+      value: durableFigures.targets.postgres.lifecyclesPerSecond === null
+        ? "not measured: see durable.postgres.unavailable"
+        : `${durableFigures.targets.postgres.lifecyclesPerSecond}/s`,
+      baseline: `memory store ${durableFigures.memoryStore.lifecyclesPerSecond}/s`,
+      ratio: durableFigures.ratioToMemoryStore.postgres,
+      target: durableFigures.targets.postgres.target,
+      met: durableFigures.targets.postgres.meetsTarget
+    },
+    {
       figure: "QMP server RSS under a flood of half-open and slow-line clients",
       value: `+${connectionLimitFigures.rss.growthPeakMB} MB peak`,
       baseline: `${connectionLimitFigures.rss.baselineIdleMB} MB idle`,
@@ -181,6 +207,7 @@ const suite = Effect.gen(function*() {
     latency: latencyFigures,
     memory: memoryFigures,
     transactions: transactionFigures,
+    durable: durableFigures,
     fileDrivers: fileDriverFigures,
     qmp: qmpFigures,
     http: httpFigures,

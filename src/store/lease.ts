@@ -14,7 +14,7 @@
 import { Duration, Effect } from "effect"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
-import type { StoreLeaseLost } from "./errors.ts"
+import type { LeaseHolder, StoreLeaseLost } from "./errors.ts"
 
 /**
  * Who asks for the store.
@@ -36,6 +36,23 @@ export interface LeaseOwner {
  * @category constructors
  */
 export const processOwner = (id: string = randomUUID()): LeaseOwner => ({ id, pid: process.pid, host: hostname() })
+
+/**
+ * Whether the lease's holder is known to have died: a process of this host
+ * that no longer exists (killed, or crashed) renews nothing, so its lease is
+ * over before it expires, and a restarted server need not wait for it. A
+ * holder on another host, or a process id that exists (even reused by
+ * another program), can only expire.
+ */
+export const holderGone = (holder: LeaseHolder): boolean => {
+  if (holder.host !== hostname() || holder.pid === process.pid) return false
+  try {
+    process.kill(holder.pid, 0)
+    return false
+  } catch (error) {
+    return (error as { readonly code?: unknown }).code === "ESRCH"
+  }
+}
 
 /**
  * @since 0.1.0

@@ -24,7 +24,7 @@ import {
   StoreUnavailable,
   StoreWriteFailed
 } from "./errors.ts"
-import { heartbeats, type LeaseOwner, timing } from "./lease.ts"
+import { heartbeats, holderGone, type LeaseOwner, timing } from "./lease.ts"
 import { latestVersion, migrate, schemaVersion } from "./migrations.ts"
 import { Int64, StoredJob, StoredTxn } from "./records.ts"
 import type { CommitBatch, JobStoreService, OwnedStore, StoreSnapshot } from "./service.ts"
@@ -151,6 +151,11 @@ export const make = (sql: SqlClient.SqlClient, options: SqlStoreOptions): JobSto
     sql.withTransaction(Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const previous = yield* holder
+      const over = [sql`effect_jobs_lease.expires_at <= ${now}`, sql`effect_jobs_lease.owner = excluded.owner`]
+      // A dead holder's lease is over now; but only its own: whoever took the lease since keeps it.
+      if (previous !== undefined && previous.owner !== owner.id && holderGone(previous)) {
+        over.push(sql`effect_jobs_lease.owner = ${previous.owner}`)
+      }
       const taken = yield* sql`INSERT INTO effect_jobs_lease ${
         sql.insert({
           name: leaseName,
@@ -163,7 +168,7 @@ export const make = (sql: SqlClient.SqlClient, options: SqlStoreOptions): JobSto
         })
       } ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, pid = excluded.pid, host = excluded.host,
         since = excluded.since, heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
-      WHERE effect_jobs_lease.expires_at <= ${now} OR effect_jobs_lease.owner = excluded.owner
+      WHERE ${sql.or(over)}
       RETURNING owner`
       if (taken.length > 0) {
         return { taken: true, takenOver: previous !== undefined && previous.owner !== owner.id ? previous : undefined }

@@ -75,7 +75,8 @@ const startServer = (
   bin: string,
   data: string,
   dir: string,
-  user: { readonly uid: number; readonly gid: number } | undefined
+  user: { readonly uid: number; readonly gid: number } | undefined,
+  durable: boolean
 ): Effect.Effect<{ readonly child: ChildProcess; readonly log: () => string }, Error> =>
   Effect.callback<{ readonly child: ChildProcess; readonly log: () => string }, Error>((resume) => {
     const child = spawn(join(bin, "postgres"), [
@@ -83,10 +84,8 @@ const startServer = (
       "-k", dir,
       "-p", String(port),
       "-c", "listen_addresses=",
-      // A test cluster is thrown away: it need not survive a power cut.
-      "-c", "fsync=off",
-      "-c", "full_page_writes=off",
-      "-c", "synchronous_commit=off"
+      // A test cluster is thrown away: it need not survive a power cut (a benchmark's must).
+      ...(durable ? [] : ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"])
     ], { stdio: ["ignore", "ignore", "pipe"], ...(user ?? {}) })
     let log = ""
     let done = false
@@ -126,8 +125,13 @@ const stopServer = (child: ChildProcess): Effect.Effect<void> =>
     child.kill("SIGINT")
   })
 
-/** A fresh cluster, running until the scope closes; then stopped and its directory removed. */
-export const postgresCluster: Effect.Effect<PostgresCluster, Error, Scope.Scope> = Effect.gen(function*() {
+/**
+ * A fresh cluster, running until the scope closes; then stopped and its directory removed.
+ * `durable`: Postgres's own defaults (fsync on, every commit flushed); otherwise, for tests, off.
+ */
+export const postgresClusterWith = (
+  options: { readonly durable: boolean }
+): Effect.Effect<PostgresCluster, Error, Scope.Scope> => Effect.gen(function*() {
   const bin = yield* Effect.try({ try: binDir, catch: (e) => e as Error })
   const user = yield* Effect.try({ try: serverUser, catch: (e) => e as Error })
   // Short: a unix socket's path is limited to about 107 bytes.
@@ -153,7 +157,10 @@ export const postgresCluster: Effect.Effect<PostgresCluster, Error, Scope.Scope>
       ], { stdio: ["ignore", "pipe", "pipe"], ...(user ?? {}) }),
     catch: (e) => new Error(`initdb failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? String(e)}`)
   })
-  const server = yield* Effect.acquireRelease(startServer(bin, data, dir, user), ({ child }) => stopServer(child))
+  const server = yield* Effect.acquireRelease(
+    startServer(bin, data, dir, user, options.durable),
+    ({ child }) => stopServer(child)
+  )
   const url = (database: string) =>
     `postgres://${superuser}@localhost/${encodeURIComponent(database)}?host=${encodeURIComponent(dir)}&port=${port}`
 
@@ -171,3 +178,5 @@ export const postgresCluster: Effect.Effect<PostgresCluster, Error, Scope.Scope>
   return { dir, url, createDatabase, log: server.log }
 })
 
+/** A test cluster: fast, and nothing it holds survives a power cut. */
+export const postgresCluster: Effect.Effect<PostgresCluster, Error, Scope.Scope> = postgresClusterWith({ durable: false })
