@@ -79,6 +79,16 @@ export interface JobDriver<Params, E = never, R = never> {
   readonly check?: ((params: Params) => Effect.Effect<void, E, R>) | undefined
   /** Builds one job's callbacks; failing here fails the job early (CREATED → NULL). */
   readonly make: (params: Params, job: JobHandle) => Effect.Effect<JobCallbacks<E>, E, R>
+  /**
+   * The driver can go on with its jobs after a restart (docs/durability.md).
+   * With a durable store, a job of this type that had not concluded comes back
+   * in the status it had, its user pause kept: `make` runs again with the
+   * stored parameters and `handle.resumedFrom` holding the job's last
+   * `checkpoint`, then a job that was running (or paused, ready, on standby)
+   * runs again — `run` goes on from the checkpoint, and reaches READY again if
+   * it had. Without it, such a job fails as interrupted.
+   */
+  readonly resumable?: boolean | undefined
 }
 
 /**

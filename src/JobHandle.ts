@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect } from "effect"
+import type { Duration, Effect, Schema } from "effect"
 import type { JobStatus } from "./JobStatus.ts"
 import type { JobTxn } from "./JobTxn.ts"
 
@@ -58,4 +58,18 @@ export interface JobHandle {
   readonly increaseRemaining: (delta: number) => Effect.Effect<void>
   /** RUNNING → READY (with a `Ready` event): the job has converged and waits for `complete`. */
   readonly transitionToReady: Effect.Effect<void>
+  /**
+   * Records where the job could go on from after a restart (a driver's own
+   * JSON: a file offset, an identity to check). With a durable store it is
+   * kept with the job (in the next commit; a newer one replaces it, the job's
+   * dismissal removes it); without one it is dropped. Record only what is
+   * already safe to go on from (for a copy: after an fsync of what it covers).
+   */
+  readonly checkpoint: (data: Schema.Json) => Effect.Effect<void>
+  /**
+   * The last checkpoint of a job a `resumable` driver brought back after a
+   * restart (see `JobDriver.resumable`); `undefined` for a job that was not,
+   * or that had recorded none.
+   */
+  readonly resumedFrom: Schema.Json | undefined
 }

@@ -6,7 +6,7 @@
  * new jobs refused while the store cannot be written.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Ref, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Ref, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
@@ -253,5 +253,86 @@ describe("Jobs.layerDurable", () => {
       // The newest, without a gap.
       assert.strictEqual(kept[kept.length - 1]!.seq, seq)
       assert.deepStrictEqual(kept.map((e) => e.seq), kept.map((_, i) => seq - kept.length + 1 + i))
+    }))
+
+  it.live("a resumable driver's jobs go on after a restart: from their checkpoint, paused by their user, PENDING", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      // A counter that records each step it takes, and a checkpoint after each.
+      const steps: Array<string> = []
+      const Counter = JobDriver.make({
+        type: "counter",
+        resumable: true,
+        params: Schema.Struct({ to: Schema.Int }),
+        make: (params, handle) =>
+          Effect.succeed({
+            run: Effect.gen(function*() {
+              const from = (handle.resumedFrom as { readonly done?: number } | undefined)?.done ?? 0
+              for (let i = from + 1; i <= params.to; i++) {
+                yield* handle.pausePoint
+                steps.push(`${handle.id}:${i}`)
+                yield* handle.update(1)
+                yield* handle.checkpoint({ done: i })
+              }
+            }),
+            commit: Effect.sync(() => {
+              steps.push(`${handle.id}:commit`)
+            })
+          })
+      })
+      const counter = (id: string, status: StoredJob["status"], extra: Partial<StoredJob> = {}) =>
+        job(id, `job:${id}`, status, { type: "counter", params: { to: 5 }, ...extra })
+      yield* crashedState(
+        filename,
+        [counter("r1", "running"), counter("r2", "paused", { userPaused: true }), counter("r3", "pending", { manualFinalize: true })],
+        [
+          { id: "job:r1", explicit: false, phase: "running" },
+          { id: "job:r2", explicit: false, phase: "running" },
+          { id: "job:r3", explicit: false, phase: "pending" }
+        ],
+        []
+      )
+      // The crashed server's last checkpoint of r1.
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* JobStore.JobStore
+        const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
+        yield* owned.commit({ checkpoints: [{ job: "r1", data: { done: 3 } }] })
+      })).pipe(Effect.provide(JobStore.sqlite({ filename })))
+
+      const storeLayer = JobStore.sqlite({ filename })
+      const engine = JobDriver.layer(Counter).pipe(Layer.provideMerge(Jobs.layerDurable().pipe(Layer.provide(storeLayer))), Layer.orDie)
+      const result = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        yield* jobs.awaitStatus("r1", "concluded")
+        yield* jobs.awaitStatus("r2", "paused")
+        const r3 = (yield* jobs.get("r3")).status
+        const beforeResume = [...steps]
+        yield* jobs.resume("r2")
+        yield* jobs.awaitStatus("r2", "concluded")
+        yield* jobs.finalize("r3")
+        yield* jobs.awaitStatus("r3", "concluded")
+        const rows = new Map((yield* jobs.list).map((row) => [row.id, row]))
+        return { report, r3, beforeResume, rows }
+      }).pipe(Effect.provide(engine)))
+
+      assert.deepStrictEqual(result.report.resumed, [
+        { id: "r1", status: "running" },
+        { id: "r2", status: "paused" },
+        { id: "r3", status: "pending" }
+      ])
+      assert.deepStrictEqual(result.report.interrupted, [])
+      // r1 went on after its checkpoint; r2 stayed parked until its user resumed it; r3 waited in PENDING.
+      assert.deepStrictEqual(result.beforeResume.filter((s) => s.startsWith("r2")), [])
+      assert.deepStrictEqual(steps.filter((s) => s.startsWith("r1")), ["r1:4", "r1:5", "r1:commit"])
+      assert.deepStrictEqual(steps.filter((s) => s.startsWith("r2")), ["r2:1", "r2:2", "r2:3", "r2:4", "r2:5", "r2:commit"])
+      assert.strictEqual(result.r3, "pending")
+      assert.deepStrictEqual(steps.filter((s) => s.startsWith("r3")), ["r3:commit"])
+      for (const id of ["r1", "r2", "r3"]) {
+        assert.strictEqual(result.rows.get(id)?.status, "concluded")
+        assert.isUndefined(result.rows.get(id)?.error)
+      }
+      // Progress went on from where the store had it (3 of 1000 in the crashed state) plus the steps taken.
+      assert.strictEqual(result.rows.get("r1")?.currentProgress, 5)
     }))
 })

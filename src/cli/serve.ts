@@ -146,9 +146,10 @@ const recoverStore = (spec: StoreSpec) =>
     const jobs = yield* Jobs
     const report = yield* jobs.recover
     if (spec._tag === "Memory") return
-    const { committed, concluded, interrupted } = report
+    const { committed, concluded, interrupted, resumed } = report
     if (concluded.length > 0) yield* Console.log(`kept ${concluded.length} concluded job(s): ${concluded.join(", ")}`)
     if (committed.length > 0) yield* Console.log(`committed ${committed.length} job(s) whose commit had begun: ${committed.join(", ")}`)
+    for (const { id, status } of resumed) yield* Console.log(`resumed ${id} (${status})`)
     for (const { id, status } of interrupted) yield* Console.log(`failed ${id}: interrupted while ${status}`)
   })
 

@@ -39,6 +39,8 @@ export interface RegisteredDriver {
   readonly decode: (params: unknown) => Effect.Effect<unknown, Schema.SchemaError>
   readonly make: (params: unknown, job: JobHandle) => Effect.Effect<JobCallbacks<unknown>, unknown>
   readonly check: ((params: unknown) => Effect.Effect<void, unknown>) | undefined
+  /** The driver goes on with its jobs after a restart (`JobDriver.resumable`). */
+  readonly resumable: boolean
 }
 
 export type Drivers = Map<string, RegisteredDriver>
@@ -61,7 +63,8 @@ export const register = <P, E, R>(drivers: Drivers, driver: JobDriver<P, E, R>) 
           return Exit.isSuccess(exit) || !Cause.hasDies(exit.cause) ? exit : decodeEffect(params)
         },
         make: (params, job) => Effect.provideContext(driver.make(params as P, job), context),
-        check: check === undefined ? undefined : (params) => Effect.provideContext(check(params as P), context)
+        check: check === undefined ? undefined : (params) => Effect.provideContext(check(params as P), context),
+        resumable: driver.resumable === true
       })
       return Effect.void
     })

@@ -65,7 +65,7 @@ const close = (engine: EngineState): Effect.Effect<void> =>
     engine.hub.end()
   })
 
-const nothingRecovered: RecoveryReport = { concluded: [], committed: [], interrupted: [] }
+const nothingRecovered: RecoveryReport = { concluded: [], committed: [], interrupted: [], resumed: [] }
 
 export type StoreOpenError = StoreOwned | StoreTooNew | StoreUnavailable | StoreCorrupt | StoreWriteFailed
 
@@ -192,7 +192,11 @@ export const makeEngineWith = (
         const persistence = engine.persistence
         if (persistence === undefined || persistence.recovered) return Effect.succeed(nothingRecovered)
         persistence.recovered = true
-        return recover(engine, drivers, owned!.snapshot.jobs, owned!.snapshot.txns)
+        const { checkpoints, jobs, txns } = owned!.snapshot
+        // A resumed job's fiber runs detached, with the services of whoever recovers, as `start` does.
+        return Effect.withFiber((caller) =>
+          recover(engine, drivers, jobs, txns, checkpoints, (job) => verbs.startFiberUnsafe(job, caller.context))
+        )
       })
     }
     return service

@@ -4,7 +4,7 @@
  * loop, once per job), which keeps a short job and a parked one small.
  * @internal
  */
-import { type Duration, Effect } from "effect"
+import { type Duration, Effect, type Schema } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
 import type { JobStatus } from "../JobStatus.ts"
 import type { JobTxn } from "../JobTxn.ts"
@@ -85,6 +85,18 @@ export class JobHandleImpl implements JobHandle {
     return Effect.sync(() => {
       this.job.total += delta
     })
+  }
+  checkpoint(data: Schema.Json): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const job = this.job
+      const persistence = job.engine.persistence
+      if (persistence === undefined || job.id === undefined) return
+      job.checkpointData = data
+      persistence.checkpointed(job)
+    })
+  }
+  get resumedFrom(): Schema.Json | undefined {
+    return this.job.resumedFrom
   }
   get transitionToReady(): Effect.Effect<void> {
     return Effect.sync(() => {

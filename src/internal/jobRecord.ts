@@ -5,7 +5,7 @@
  * is the engine's lock. Driver callbacks run between such steps, never inside.
  * @internal
  */
-import { Cause, type Clock, Deferred, Effect, Exit, Fiber, MutableRef, Ref, type Tracer } from "effect"
+import { Cause, type Clock, Deferred, Effect, Exit, Fiber, MutableRef, Ref, type Schema, type Tracer } from "effect"
 import type { CallbackFailedCause } from "./callbackFailure.ts"
 import type { Job, JobInfo, JobOutcome } from "../Job.ts"
 import type { JobCallbacks } from "../JobDriver.ts"
@@ -109,6 +109,9 @@ class JobExtras {
   /** For a durable store: the parameters as given, and when the job was created (engine clock, ms). */
   storedParams: unknown = undefined
   createdAt = 0
+  /** The driver's last checkpoint, and the one the job was brought back from after a restart. */
+  checkpoint: Schema.Json | undefined = undefined
+  resumedFrom: Schema.Json | undefined = undefined
 }
 
 export class JobRecord implements Job {
@@ -248,6 +251,20 @@ export class JobRecord implements Job {
   /** When it was created (engine clock, milliseconds); kept only for a durable store. */
   get createdAt(): number {
     return this.extras?.createdAt ?? 0
+  }
+  /** The checkpoint a restarted job goes on from (`JobHandle.resumedFrom`). */
+  get resumedFrom(): Schema.Json | undefined {
+    return this.extras?.resumedFrom
+  }
+  set resumedFrom(data: Schema.Json | undefined) {
+    this.more.resumedFrom = data
+  }
+  /** The driver's last checkpoint (kept only for a durable store). */
+  get checkpointData(): Schema.Json | undefined {
+    return this.extras?.checkpoint
+  }
+  set checkpointData(data: Schema.Json | undefined) {
+    this.more.checkpoint = data
   }
   /** Keeps what a durable store needs to bring the job back. */
   keepForStore(params: unknown, createdAt: number): void {

@@ -17,7 +17,7 @@
 import { Duration, Effect } from "effect"
 import type { JobEvent } from "../JobEvent.ts"
 import type { OwnedStore } from "../store/service.ts"
-import type { StoredJob, StoredTxn } from "../store/records.ts"
+import type { Checkpoint, StoredJob, StoredTxn } from "../store/records.ts"
 import type { EventHub } from "./eventHub.ts"
 import type { JobRecord } from "./jobRecord.ts"
 import type { TxnState } from "./txnState.ts"
@@ -37,6 +37,8 @@ interface DurableWait {
 export class Persistence {
   /** Jobs (with an id) changed since the last commit began. */
   private dirty = new Set<JobRecord>()
+  /** Jobs whose checkpoint changed since the last commit began. */
+  private checkpoints = new Set<JobRecord>()
   /** Events published since the last commit began, in order. */
   private events: Array<JobEvent> = []
   /** The writer's wait for work, while it has none. */
@@ -89,6 +91,12 @@ export class Persistence {
     this.wake()
   }
 
+  /** `job` recorded a checkpoint: it goes into the next commit. */
+  checkpointed(job: JobRecord): void {
+    this.checkpoints.add(job)
+    this.wake()
+  }
+
   /** The id an explicit transaction is stored under (a restored one keeps its stored id). */
   txnId(txn: TxnState, job: JobRecord): string {
     if (!txn.explicit) return soloTxnId(job.id!)
@@ -111,7 +119,7 @@ export class Persistence {
   }
 
   private get idle(): boolean {
-    return this.dirty.size === 0 && this.events.length === 0
+    return this.dirty.size === 0 && this.events.length === 0 && this.checkpoints.size === 0
   }
 
   /**
@@ -171,8 +179,10 @@ export class Persistence {
     if (this.idle) return Effect.succeed(true)
     const jobs = this.dirty
     const events = this.events
+    const checkpointed = this.checkpoints
     this.dirty = new Set()
     this.events = []
+    this.checkpoints = new Set()
     const number = ++this.begun
     this.committing = true
     const now = this.now()
@@ -192,12 +202,21 @@ export class Persistence {
       txns.set(txn.id, txn)
     }
     for (const id of txns.keys()) removedTxns.delete(id)
+    const checkpoints: Array<Checkpoint> = []
+    for (const job of checkpointed) {
+      // A job that was written (not removed) keeps its newest checkpoint; a removed one takes it along.
+      if (job.status !== "null" && job.checkpointData !== undefined) {
+        if (!jobs.has(job)) written.push(this.stored(job, now))
+        checkpoints.push({ job: job.id!, data: job.checkpointData })
+      }
+    }
     return this.owned.commit({
       jobs: written,
       removedJobs,
       txns: Array.from(txns.values()),
       removedTxns: Array.from(removedTxns),
       events,
+      checkpoints,
       removedCheckpoints: removedJobs
     }).pipe(Effect.matchEffect({
       onSuccess: () =>
@@ -214,6 +233,8 @@ export class Persistence {
           // Back in front of whatever came meanwhile: nothing is dropped, the order is kept.
           for (const job of this.dirty) jobs.add(job)
           this.dirty = jobs
+          for (const job of this.checkpoints) checkpointed.add(job)
+          this.checkpoints = checkpointed
           this.events = events.concat(this.events)
           this.committing = false
           // The next commit carries this one's changes: its waits wait for that one.

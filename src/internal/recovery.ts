@@ -7,6 +7,13 @@
  *   its members that had not concluded yet conclude as succeeded. Their
  *   drivers' commits are not run again: the file drivers' own commit journals,
  *   recovered before the store, have finished or undone them on disk.
+ * - A transaction whose unconcluded members all have a `resumable` driver, and
+ *   that was still running or PENDING, comes back: each member in the status
+ *   it had, its user pause kept (pause holds are not: nobody holds them any
+ *   more), its callbacks made again with `handle.resumedFrom` = its last
+ *   checkpoint; a member that was running (paused, ready, on standby) runs
+ *   again and parks at once if its user had paused it; one that was WAITING or
+ *   PENDING waits there as before.
  * - Every other job that had not concluded fails with `interrupted: the server
  *   stopped while the job was <status>`: it comes back in its status, a parked
  *   one first goes back to RUNNING (READY), and then it fails as any job does —
@@ -20,7 +27,7 @@
  */
 import { Effect, Exit } from "effect"
 import type { JobStatus } from "../JobStatus.ts"
-import type { StoredJob, StoredTxn } from "../store/records.ts"
+import type { Checkpoint, StoredJob, StoredTxn } from "../store/records.ts"
 import { finalizeJob } from "./conclude.ts"
 import type { Drivers } from "./create.ts"
 import { JobHandleImpl } from "./jobHandle.ts"
@@ -36,6 +43,8 @@ export interface RecoveryReport {
   readonly committed: ReadonlyArray<string>
   /** Jobs that failed as interrupted, with the status each had. */
   readonly interrupted: ReadonlyArray<{ readonly id: string; readonly status: JobStatus }>
+  /** Jobs of resumable drivers that go on, with the status each had. */
+  readonly resumed: ReadonlyArray<{ readonly id: string; readonly status: JobStatus }>
 }
 
 export const interruptedMessage = (status: JobStatus): string =>
@@ -58,37 +67,79 @@ const restore = (engine: EngineState, stored: StoredJob, txn: TxnState): JobReco
   job.runReturned = true
   job.pauseCount = 0
   job.keepForStore(stored.params, stored.createdAt)
-  txn.join(job)
   engine.jobs.set(stored.id, job)
   return job
 }
 
-/** The driver's callbacks, made again from the stored parameters; none if that is not possible. */
-const remake = (drivers: Drivers, job: JobRecord): Effect.Effect<void> => {
+/** The driver's callbacks, made again from the stored parameters; whether that was possible. */
+const remake = (drivers: Drivers, job: JobRecord): Effect.Effect<boolean> => {
   const driver = drivers.get(job.type)
-  if (driver === undefined) return Effect.void
+  if (driver === undefined) return Effect.succeed(false)
   return Effect.flatMap(
     Effect.exit(Effect.flatMap(driver.decode(job.storedParams ?? {}), (params) => driver.make(params, job.handle!))),
     (made) =>
       Effect.sync(() => {
         if (Exit.isSuccess(made)) job.callbacks = made.value
+        return Exit.isSuccess(made)
       })
   )
+}
+
+/** Statuses a resumable job comes back in: before any decision of its transaction. */
+const resumableStatuses: ReadonlySet<JobStatus> = new Set<JobStatus>([
+  "created",
+  "running",
+  "paused",
+  "ready",
+  "standby",
+  "waiting",
+  "pending"
+])
+
+/** `run` had returned: the job waits for its transaction, as before. */
+const returned = (status: JobStatus) => status === "waiting" || status === "pending"
+
+/**
+ * Puts a resumable job back as it was: CREATED and the statuses `run` had
+ * returned in stay as they are; a running one (whatever its pause) runs again
+ * from RUNNING, its user's pause kept as a pause request its first pause point
+ * parks at.
+ */
+const resumeUnsafe = (job: JobRecord, stored: StoredJob, start: (job: JobRecord) => void): void => {
+  job.userPaused = stored.userPaused
+  if (stored.status === "created") {
+    job.started = false
+    job.runReturned = false
+    job.paused = true
+    job.pauseCount = 1 + (stored.userPaused ? 1 : 0)
+    return
+  }
+  if (returned(stored.status)) return
+  job.status = "running"
+  job.runReturned = false
+  job.busy = true
+  job.pauseCount = stored.userPaused ? 1 : 0
+  start(job)
 }
 
 export const recover = (
   engine: EngineState,
   drivers: Drivers,
   jobs: ReadonlyArray<StoredJob>,
-  txns: ReadonlyArray<StoredTxn>
+  txns: ReadonlyArray<StoredTxn>,
+  checkpoints: ReadonlyArray<Checkpoint>,
+  /** Starts a restored job's fiber, as the `start` verb does. */
+  start: (job: JobRecord) => void
 ): Effect.Effect<RecoveryReport> =>
   Effect.gen(function*() {
     const persistence = engine.persistence!
     const report = {
       concluded: [] as Array<string>,
       committed: [] as Array<string>,
-      interrupted: [] as Array<{ id: string; status: JobStatus }>
+      interrupted: [] as Array<{ id: string; status: JobStatus }>,
+      resumed: [] as Array<{ id: string; status: JobStatus }>
     }
+    const checkpointOf = new Map(checkpoints.map((c) => [c.job, c.data]))
     const storedTxns = new Map(txns.map((txn) => [txn.id, txn]))
     const members = new Map<string, Array<StoredJob>>()
     for (const job of jobs) {
@@ -104,6 +155,27 @@ export const recover = (
       const restored = stored.map((job) => restore(engine, job, txn))
       const open = restored.filter((job) => job.status !== "concluded")
       const phase = storedTxn?.phase ?? "running"
+      const canResume = open.length > 0 && (phase === "running" || phase === "pending") &&
+        open.every((job) => drivers.get(job.type)?.resumable === true && resumableStatuses.has(job.status))
+      if (canResume) {
+        for (const job of open) {
+          job.resumedFrom = checkpointOf.get(job.id!)
+          if (!(yield* remake(drivers, job))) break
+        }
+      }
+      if (canResume && open.every((job) => job.callbacks !== undefined)) {
+        for (let i = 0; i < restored.length; i++) txn.rejoin(restored[i]!, returned(stored[i]!.status))
+        txn.restorePhase(phase)
+        for (let i = 0; i < restored.length; i++) {
+          const job = restored[i]!
+          if (job.status === "concluded") continue
+          report.resumed.push({ id: job.id!, status: job.status })
+          if (job.resumedFrom !== undefined) job.checkpointData = job.resumedFrom
+          resumeUnsafe(job, stored[i]!, start)
+        }
+        continue
+      }
+      for (const job of restored) txn.join(job)
       if (open.length === 0) {
         report.concluded.push(...restored.map((job) => job.id!))
         txn.finalizationBegun = true
@@ -130,7 +202,7 @@ export const recover = (
         if (status === "paused") job.transition("running")
         else if (status === "standby") job.transition("ready")
         job.recordError(interruptedMessage(status))
-        yield* remake(drivers, job)
+        if (job.callbacks === undefined) yield* remake(drivers, job)
       }
       txn.firstError ??= open[0]!.error
       for (const job of open.slice().reverse()) yield* finalizeJob(job)

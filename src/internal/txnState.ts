@@ -144,6 +144,23 @@ export class TxnState {
     if (!job.autoFinalize) this.manualFinalize++
   }
 
+  /**
+   * A member brought back after a restart (a resumable driver's): counted among
+   * those still running only if its `run` had not returned.
+   */
+  rejoin(job: JobRecord, returned: boolean): void {
+    if (this.members.length === 0) this.members = [job]
+    else this.members.push(job)
+    if (!returned) this.joined++
+    if (!job.autoFinalize) this.manualFinalize++
+  }
+
+  /** The phase a restored transaction had (RUNNING or PENDING: nothing was decided beyond). */
+  restorePhase(phase: TxnPhase): void {
+    if (this.explicit) this.phase.value = phase
+    else this.soloPhase = phase
+  }
+
   /** Waits until every member has concluded: committed, or aborted. */
   awaitSettled(): Effect.Effect<TxnOutcome> {
     return Effect.suspend(() => {

@@ -12,7 +12,7 @@
  *   half carried out. Only waiting stays interruptible.
  * @internal
  */
-import { type Cause, Effect } from "effect"
+import { type Cause, type Context, Effect } from "effect"
 import type { JobOutcome } from "../Job.ts"
 import {
   CallbackFailed,
@@ -114,10 +114,14 @@ export const start = (engine: EngineState, ref: JobRef): Effect.Effect<void, Job
     job.busy = true
     job.paused = false
     job.transition("running")
-    // Detached from the caller (the job outlives it), with the caller's services.
-    Effect.runForkWith(caller.context)(runJob(job), { uninterruptible: true })
+    startFiberUnsafe(job, caller.context)
     return Effect.void
   })
+
+/** The job's fiber: detached from the caller (the job outlives it), with the caller's services. */
+export const startFiberUnsafe = (job: JobRecord, context: Context.Context<never>): void => {
+  Effect.runForkWith(context)(runJob(job), { uninterruptible: true })
+}
 
 export const pause = (engine: EngineState, ref: JobRef) =>
   withVerb(engine, ref, "pause", (job) => {
