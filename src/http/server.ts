@@ -27,6 +27,7 @@ import { Api, openapiPath } from "./api.ts"
 import * as Dashboard from "./dashboard.ts"
 import { errorResponse } from "./guard.ts"
 import { isLoopbackHost } from "./loopback.ts"
+import * as DurableReplies from "./durableReplies.ts"
 import * as Guard from "./guard.ts"
 import * as Handlers from "./handlers.ts"
 import { notFound } from "./errors.ts"
@@ -64,7 +65,10 @@ export const routesWithState = (options: HttpOptions = {}) =>
     HttpApiBuilder.layer(Api, { openapiPath }).pipe(Layer.provide(Handlers.layer)),
     PrometheusMetrics.layerHttp({ path: "/metrics" }),
     options.dashboard === false ? Layer.empty : Dashboard.routes()
-  ).pipe(Layer.provide(Guard.middleware({ allowedHosts: options.allowedHosts, readOnly: options.readOnly }).layer))
+  ).pipe(
+    Layer.provide(DurableReplies.middleware.layer),
+    Layer.provide(Guard.middleware({ allowedHosts: options.allowedHosts, readOnly: options.readOnly }).layer)
+  )
 
 /**
  * The API's routes, to add to an `effect/http` router (`HttpRouter.serve`)
