@@ -66,6 +66,8 @@ export interface JobHandle {
    * already safe to go on from (for a copy: after an fsync of what it covers).
    */
   readonly checkpoint: (data: Schema.Json) => Effect.Effect<void>
+  /** Whether checkpoints are kept (the engine has a durable store): a driver need not pay for them otherwise. */
+  readonly keepsCheckpoints: boolean
   /**
    * The last checkpoint of a job a `resumable` driver brought back after a
    * restart (see `JobDriver.resumable`); `undefined` for a job that was not,

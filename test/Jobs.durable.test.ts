@@ -268,6 +268,8 @@ describe("Jobs.layerDurable", () => {
           Effect.succeed({
             run: Effect.gen(function*() {
               const from = (handle.resumedFrom as { readonly done?: number } | undefined)?.done ?? 0
+              yield* handle.setRemaining(params.to)
+              yield* handle.update(from)
               for (let i = from + 1; i <= params.to; i++) {
                 yield* handle.pausePoint
                 steps.push(`${handle.id}:${i}`)
@@ -332,7 +334,8 @@ describe("Jobs.layerDurable", () => {
         assert.strictEqual(result.rows.get(id)?.status, "concluded")
         assert.isUndefined(result.rows.get(id)?.error)
       }
-      // Progress went on from where the store had it (3 of 1000 in the crashed state) plus the steps taken.
+      // Progress is reported again by the driver: what its checkpoint covered, then the steps it took.
       assert.strictEqual(result.rows.get("r1")?.currentProgress, 5)
+      assert.strictEqual(result.rows.get("r1")?.totalProgress, 5)
     }))
 })

@@ -83,18 +83,27 @@ const versionText = `${Qmp.version.qemu.major}.${Qmp.version.qemu.minor}.${Qmp.v
 /** Finishes interrupted commits in each directory; prints what it did. */
 const recover = (directories: ReadonlyArray<string>) =>
   Effect.forEach(directories, (directory) =>
-    FileDrivers.recoverDirectory(directory).pipe(
+    FileDrivers.recoverJournals(directory).pipe(
       Effect.catch((error) => fail(`cannot recover the commit journals in ${directory}: ${error.message}`)),
       Effect.flatMap((report) =>
         Effect.gen(function*() {
           for (const journal of report.journals) yield* Console.log(`recovered the interrupted commit of ${journal}`)
           for (const target of report.renamed) yield* Console.log(`  ${target}: renamed into place`)
-          if (report.removedTemps.length > 0) {
-            const n = report.removedTemps.length
-            yield* Console.log(`removed ${n} stale temporary cop${n === 1 ? "y" : "ies"} in ${directory}`)
-          }
         })
       )
+    ), { discard: true })
+
+/** Removes the stale temporary copies in each directory (after the jobs are back: a resumed backup keeps its own). */
+const removeStaleTemps = (directories: ReadonlyArray<string>) =>
+  Effect.forEach(directories, (directory) =>
+    FileDrivers.removeStaleTemps(directory).pipe(
+      Effect.catch((error) => fail(`cannot remove the stale temporary copies in ${directory}: ${error.message}`)),
+      Effect.flatMap((removed) => {
+        const n = removed.length
+        return n === 0
+          ? Effect.void
+          : Console.log(`removed ${n} stale temporary cop${n === 1 ? "y" : "ies"} in ${directory}`)
+      })
     ), { discard: true })
 
 /**
@@ -158,8 +167,10 @@ const run = (options: ServeOptions, spec: StoreSpec) =>
     const path = yield* Path.Path
     const jobs = yield* Jobs
     const tls = Option.getOrUndefined(yield* readTls(options))
-    yield* recover(options.journalDirs.length > 0 ? options.journalDirs : [path.resolve(".")])
+    const journalDirs = options.journalDirs.length > 0 ? options.journalDirs : [path.resolve(".")]
+    yield* recover(journalDirs)
     yield* recoverStore(spec)
+    yield* removeStaleTemps(journalDirs)
 
     // The server cancels every job as it shuts down (by quit or by a signal); this says which, first.
     const onShutdown = (reason: Qmp.ShutdownReason) =>

@@ -22,12 +22,19 @@
  *   transaction has several file jobs; `abort` removes the copy; `clean` (and
  *   `free`) close the handles.
  *
+ * - With a durable store it is `resumable`: every 64 MiB the copy is fsynced
+ *   and a checkpoint recorded (`copyCheckpoint.ts`); after a restart the job
+ *   goes on from its checkpoint, into the same temporary copy, if the source
+ *   is the same file (else it fails with `SourceChanged`). A copy whose
+ *   temporary file is gone starts again.
+ *
  * So the target path keeps its old state or holds a complete copy, whatever
  * happens to the job or the process. See docs/drivers.md.
  *
  * @since 0.1.0
  */
 import { Effect, type FileSystem, type Layer, type Path } from "effect"
+import type { JobHandle } from "../JobHandle.ts"
 import * as JobDriver from "../JobDriver.ts"
 import type { Jobs } from "../Jobs.ts"
 import {
@@ -39,11 +46,14 @@ import {
   FileJobParams,
   minimumChunk,
   narrowCopyToSource,
+  reopenTemp,
   sharedCallbacks,
   startFileJob,
   sizeOf,
-  takeBuffers
+  takeBuffers,
+  type FileJob
 } from "./chunkCopy.ts"
+import { checkSameSource, defaultCheckpointInterval, resumedCheckpoint } from "./copyCheckpoint.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
 
@@ -58,6 +68,7 @@ export const makeDriver = (
 ): JobDriver.JobDriver<FileJobParams, FileJobError, FileSystem.FileSystem | Path.Path> =>
   JobDriver.make({
     type: "backup",
+    resumable: true,
     params: FileJobParams,
     check: checkParams,
     make: (params, handle) =>
@@ -69,19 +80,38 @@ export const makeDriver = (
           const source = yield* io("inspect", job.source, job.sourceFile.stat)
           const size = sizeOf(source)
           yield* handle.setRemaining(size)
-          yield* createTemp(job, source)
           // Size 0: empty, or a size not reported (procfs). Read to end-of-file, in chunks sized for
           // what such files hold (a few KiB) rather than for large files.
           const toEnd = size === 0
+          const from = toEnd ? 0 : yield* resumeFrom(job, handle, source)
+          if (from === 0) yield* createTemp(job, source)
+          else yield* handle.update(from)
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
           const buffers = takeBuffers(job, length)
-          yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true)
+          const every = handle.keepsCheckpoints && !toEnd ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
+          yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true, from, every)
           yield* narrowCopyToSource(job)
           yield* checkSource(job)
         })
 
         return { run, ...sharedCallbacks(job, handle) }
       })
+  })
+
+/**
+ * Where a resumed backup goes on from: its checkpoint's offset, once the source
+ * is checked to be the same file and the temporary copy is there; 0 for a
+ * fresh job (or one whose copy is gone).
+ */
+const resumeFrom = (job: FileJob, handle: JobHandle, source: FileSystem.File.Info) =>
+  Effect.gen(function*() {
+    const checkpoint = resumedCheckpoint(handle)
+    if (checkpoint === undefined || checkpoint.offset <= 0 || checkpoint.offset > sizeOf(source)) return 0
+    const reopened = yield* reopenTemp(job, checkpoint.temp, checkpoint.offset)
+    if (reopened === undefined) return 0
+    // Checked once the copy is the job's: a failure here removes it (`abort`).
+    yield* checkSameSource(job.source, checkpoint, source)
+    return checkpoint.offset
   })
 
 /**

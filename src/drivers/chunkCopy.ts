@@ -35,7 +35,8 @@ import {
   TargetNotAFile
 } from "./errors.ts"
 import { describe, type Files, io, isNotFound, readAt, removeIfPresent, syncDirectory, writeAt } from "./fileOps.ts"
-import { freshToken, liveTargets, liveTemps, tempName } from "./ownership.ts"
+import { checkpointOf, resumedCheckpoint } from "./copyCheckpoint.ts"
+import { freshToken, liveTargets, liveTemps, notOwned, parseTempName, tempName } from "./ownership.ts"
 
 /**
  * The parameters of a `backup` or `mirror` job.
@@ -73,6 +74,8 @@ export type FileJobParams = typeof FileJobParams.Type
  * @category models
  */
 export interface FileDriverOptions {
+  /** With a durable store: bytes copied between two checkpoints of a backup (default 64 MiB). */
+  readonly checkpointInterval?: number | undefined
   /** Bytes per read and write (default `defaultChunkSize`). */
   readonly chunkSize?: number | undefined
   /** How often a READY mirror looks for changes in its source (default 1 second). */
@@ -333,7 +336,9 @@ export const checkParams = (params: FileJobParams): Effect.Effect<void, FileJobE
 export const setUp = (
   files: Files,
   params: FileJobParams,
-  label: string
+  label: string,
+  /** A resumed backup's temporary copy: not stale, whoever's name it bears. */
+  keepTemp?: string | undefined
 ): Effect.Effect<FileJob, SourceNotFound | SourceNotAFile | SourceUnreadable | SourceReplaced | TargetDirectoryNotFound | TargetInUse | TargetExists | TargetNotAFile | SameFile | FileIoError | CommitJournalError> =>
   Effect.gen(function*() {
     const paths = resolvePaths(files, params)
@@ -355,6 +360,7 @@ export const setUp = (
       Effect.gen(function*() {
         const opened = yield* openSource(files, scope, source)
         yield* recoverJournalsWith(files, directory)
+        if (keepTemp !== undefined && isResumableTemp(files, paths, keepTemp)) liveTemps.add(keepTemp)
         yield* removeStaleTempsWith(files, directory, targetName)
         yield* checkExistingTarget(files, paths, opened.info, params.overwrite)
         const job: FileJob = {
@@ -447,6 +453,43 @@ export const createTemp = (job: FileJob, source: FileSystem.File.Info): Effect.E
       temp,
       Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "wx+", mode: source.mode & 0o777 }))
     )
+    return yield* openWriters(job, temp, file)
+  })
+
+/**
+ * A resumed backup's temporary copy (`temp`, from its checkpoint), opened to
+ * be written on from `offset`: a regular file of this user's, beside the
+ * target, at least `offset` bytes long. `undefined` when it is not there any
+ * more (or not one to trust): the copy starts again.
+ */
+export const reopenTemp = (
+  job: FileJob,
+  temp: string,
+  offset: number
+): Effect.Effect<FileSystem.File | undefined, FileIoError> =>
+  Effect.gen(function*() {
+    if (!liveTemps.has(temp)) return undefined
+    // The job's from now on: its abort removes it, its release lets it go.
+    job.rename = { temp, target: job.target, replace: job.overwrite }
+    const opened = yield* Effect.option(Scope.provide(job.scope)(job.files.fs.open(temp, { flag: "r+" })))
+    const info = Option.isNone(opened) ? undefined : yield* io("inspect", temp, opened.value.stat)
+    if (Option.isNone(opened) || info === undefined || notOwned(info) !== undefined || sizeOf(info) < offset) {
+      // Not one to go on with: it goes (if it is there and ours), and the copy starts again.
+      if (info !== undefined && notOwned(info) === undefined) yield* Effect.ignore(job.files.fs.remove(temp))
+      liveTemps.delete(temp)
+      job.rename = undefined
+      return undefined
+    }
+    return yield* openWriters(job, temp, opened.value)
+  })
+
+/** Whether `temp` may be a resumed copy of this job's target: a temporary copy's name, in its directory. */
+const isResumableTemp = (files: Files, paths: Paths, temp: string): boolean =>
+  files.path.dirname(temp) === paths.directory && parseTempName(files.path.basename(temp))?.targetName === paths.targetName
+
+/** The copy's handles: `file` first, then more opened on the same file, up to `writeHandles`. */
+const openWriters = (job: FileJob, temp: string, file: FileSystem.File): Effect.Effect<FileSystem.File, FileIoError> =>
+  Effect.gen(function*() {
     job.tempFile = file
     const created = yield* io("inspect", temp, file.stat)
     job.copyMode = created.mode & 0o777
@@ -571,13 +614,17 @@ export const copyAll = (
   limiter: RateLimit.RateLimiter,
   buffers: ReadonlyArray<Uint8Array>,
   size: number | undefined,
-  strict: boolean
+  strict: boolean,
+  /** Where the copy starts: a resumed backup's checkpoint offset (the bytes before it are in the copy). */
+  from = 0,
+  /** With a durable store: bytes between two checkpoints (see `copyCheckpoint.ts`). */
+  checkpointEvery: number | undefined = undefined
 ): Effect.Effect<number, SourceTruncated | SourceReplaced | FileIoError> => {
   // Write-behind: an fsync of the copy every `flushInterval` bytes, in the background and one
   // at a time, so the disk writes overlap the copy and the fsync at `prepare` has little left.
   let flushing: Fiber.Fiber<void, FileIoError> | undefined
   let writing: Fiber.Fiber<void, FileIoError> | undefined
-  const reads: ReadsAhead = { pending: [], idle: [...buffers], end: 0 }
+  const reads: ReadsAhead = { pending: [], idle: [...buffers], end: from }
   const copy = Effect.gen(function*() {
     job.readsAhead = reads
     const { idle, pending } = reads
@@ -587,8 +634,9 @@ export const copyAll = (
     const limit = size ?? Number.POSITIVE_INFINITY
     /** Of unknown size: the last read issued is not back yet, or came back short. */
     let endUnknown = false
-    let offset = 0
+    let offset = from
     let unflushed = 0
+    let checkpointed = from
 
     const readChunk = (buffer: Uint8Array, at: number, want: number) =>
       io("read", job.source, readAt(job.sourceFile, buffer, at, want))
@@ -667,6 +715,15 @@ export const copyAll = (
       yield* handle.update(got)
       yield* limiter.processed(got)
       if (last) break
+      if (checkpointEvery !== undefined && offset - checkpointed >= checkpointEvery) {
+        // Only what is on disk may be counted on after a crash: the copy is fsynced first.
+        if (flushing !== undefined) yield* Fiber.join(flushing)
+        flushing = undefined
+        yield* io("fsync", tempPath, temp.sync)
+        unflushed = 0
+        checkpointed = offset
+        yield* handle.checkpoint(checkpointOf(tempPath, offset, job.sourceInfo))
+      }
       yield* limiter.throttle
     }
     if (flushing !== undefined) yield* Fiber.join(flushing)
@@ -837,7 +894,7 @@ export const startFileJob = (
 ) =>
   Effect.gen(function*() {
     const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
-    const job = yield* setUp(files, params, handle.id ?? "<internal>")
+    const job = yield* setUp(files, params, handle.id ?? "<internal>", resumedCheckpoint(handle)?.temp)
     const limiter = yield* RateLimit.make(handle)
     return { job, limiter, chunkSize: options?.chunkSize ?? defaultChunkSize }
   })

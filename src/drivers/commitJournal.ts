@@ -308,6 +308,19 @@ export const recoverJournals = (
   )
 
 /**
+ * Removes the stale temporary copies in `directory` (of dead processes, or of
+ * no live job of this one) that belong to this process's user. A server runs
+ * it after it has recovered its jobs, whose resumed backups keep theirs.
+ *
+ * @since 0.1.0
+ * @category recovery
+ */
+export const removeStaleTemps = (
+  directory: string
+): Effect.Effect<ReadonlyArray<string>, FileIoError, FileSystem.FileSystem | Path.Path> =>
+  withFiles((files) => removeStaleTempsWith(files, directory))
+
+/**
  * What a server runs at start for each directory it writes files in:
  * `recoverJournals`, then removes the stale temporary copies (of dead
  * processes, or of no live job of this one) that belong to this process's

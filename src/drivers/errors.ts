@@ -146,6 +146,23 @@ export class SourceReplaced extends Schema.TaggedError<SourceReplaced>()("Source
 }
 
 /**
+ * After a restart, the source is no longer the file a backup was copying (its
+ * device, inode, size or modification time differ from those its checkpoint
+ * recorded): going on would join two different files, so the backup fails.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SourceChanged extends Schema.TaggedError<SourceChanged>()("SourceChanged", {
+  path: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `Source file '${this.path}' changed while the server was stopped (${this.detail}): the copy cannot go on`
+  }
+}
+
+/**
  * The source reports a size of 0 yet has content: a file whose content the
  * system makes at each read (procfs). A backup reads such a file to its end; a
  * mirror refuses it, since two reads never agree and no round could converge.
@@ -209,6 +226,7 @@ export type FileJobError =
   | TargetInUse
   | SourceTruncated
   | SourceReplaced
+  | SourceChanged
   | SourceSizeUnknown
   | FileIoError
   | CommitJournalError

@@ -85,7 +85,8 @@ export const processAlive = (pid: number): boolean => {
 
 /** A temporary copy nobody uses any more. */
 export const staleTemp = (pid: number, path: string): boolean =>
-  pid === process.pid ? !liveTemps.has(path) : !processAlive(pid)
+  // A resumed backup's copy bears its dead writer's pid, and is live all the same.
+  !liveTemps.has(path) && (pid === process.pid || !processAlive(pid))
 
 /** A commit journal nobody is carrying out any more. */
 export const staleJournal = (pid: number, token: string): boolean =>

@@ -95,6 +95,9 @@ export class JobHandleImpl implements JobHandle {
       persistence.checkpointed(job)
     })
   }
+  get keepsCheckpoints(): boolean {
+    return this.job.engine.persistence !== undefined && this.job.id !== undefined
+  }
   get resumedFrom(): Schema.Json | undefined {
     return this.job.resumedFrom
   }

@@ -116,6 +116,9 @@ const resumeUnsafe = (job: JobRecord, stored: StoredJob, start: (job: JobRecord)
   }
   if (returned(stored.status)) return
   job.status = "running"
+  // Its driver reports its progress again, from what its checkpoint covers.
+  job.current = 0
+  job.total = 0
   job.runReturned = false
   job.busy = true
   job.pauseCount = stored.userPaused ? 1 : 0

@@ -1,0 +1,73 @@
+/**
+ * Where a backup can go on from after a restart: every `checkpointInterval`
+ * bytes the copy is fsynced and a checkpoint recorded (`JobHandle.checkpoint`)
+ * with the temporary copy's path, the offset it holds up to, and the source's
+ * identity (device, inode, size, modification time). A restarted server's
+ * backup checks the source against that identity — a different file fails
+ * with `SourceChanged` — and goes on writing the same temporary copy from the
+ * offset.
+ *
+ * Only what was fsynced before the checkpoint is counted on: a crash loses at
+ * most what was copied after it, which is copied again.
+ * @internal
+ */
+import { Effect, type FileSystem, Option, Schema } from "effect"
+import type { JobHandle } from "../JobHandle.ts"
+import { SourceChanged } from "./errors.ts"
+
+/** Bytes copied between two checkpoints (64 MiB): an fsync each, a small share of the copy's time. */
+export const defaultCheckpointInterval = 64 * 1024 * 1024
+
+const SourceIdentity = Schema.Struct({
+  dev: Schema.Number,
+  ino: Schema.Number,
+  size: Schema.Number,
+  mtime: Schema.Number
+})
+
+export const CopyCheckpoint = Schema.Struct({
+  temp: Schema.String,
+  offset: Schema.Number,
+  source: SourceIdentity
+})
+
+export type CopyCheckpoint = typeof CopyCheckpoint.Type
+
+const identityOf = (info: FileSystem.File.Info): typeof SourceIdentity.Type => ({
+  dev: Number(info.dev),
+  ino: Option.match(info.ino, { onNone: () => -1, onSome: Number }),
+  size: Number(info.size),
+  mtime: Option.match(info.mtime, { onNone: () => -1, onSome: (d) => d.getTime() })
+})
+
+/** The checkpoint for a copy of `source` into `temp`, fsynced up to `offset`. */
+export const checkpointOf = (temp: string, offset: number, source: FileSystem.File.Info): CopyCheckpoint => ({
+  temp,
+  offset,
+  source: identityOf(source)
+})
+
+/** The checkpoint a resumed job was brought back with, if it is one of ours. */
+export const resumedCheckpoint = (handle: JobHandle): CopyCheckpoint | undefined => {
+  const decoded = Schema.decodeUnknownOption(CopyCheckpoint)(handle.resumedFrom)
+  return Option.getOrUndefined(decoded)
+}
+
+/** Fails with `SourceChanged` unless `source` is the file the checkpoint was taken of. */
+export const checkSameSource = (
+  path: string,
+  checkpoint: CopyCheckpoint,
+  source: FileSystem.File.Info
+): Effect.Effect<void, SourceChanged> => {
+  const now = identityOf(source)
+  const was = checkpoint.source
+  const changed = (["dev", "ino", "size", "mtime"] as const).filter((key) => now[key] !== was[key])
+  return changed.length === 0
+    ? Effect.void
+    : Effect.fail(
+      new SourceChanged({
+        path,
+        detail: `its ${changed.join(", ")} ${changed.length === 1 ? "differs" : "differ"} from the checkpoint's`
+      })
+    )
+}

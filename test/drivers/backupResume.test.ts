@@ -1,0 +1,127 @@
+/**
+ * A backup brought back after a crash goes on from its checkpoint: the state a
+ * killed server leaves (its store's records and checkpoint, a temporary copy
+ * named by its dead process) is written here as that server would have, then a
+ * durable engine with the file drivers recovers it. Real files in a temp dir.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { join } from "node:path"
+import * as FileDrivers from "../../src/drivers/layer.ts"
+import * as Jobs from "../../src/Jobs.ts"
+import * as JobStore from "../../src/JobStore.ts"
+
+/** A process id that no process has (Linux pids stay below 2^22). */
+const deadPid = 4_194_399
+const size = 3 * 1024 * 1024
+const offset = 1024 * 1024
+
+const sourceBytes = (): Uint8Array => {
+  const bytes = new Uint8Array(size)
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + (i >> 11)) & 0xff
+  return bytes
+}
+
+/** The crashed server's state: a backup RUNNING, its checkpoint at `offset`, the copy so far on disk. */
+const crashed = (dir: string, tempHead: Uint8Array) =>
+  Effect.gen(function*() {
+    const source = join(dir, "src")
+    const target = join(dir, "dst")
+    fs.writeFileSync(source, sourceBytes())
+    const temp = join(dir, `.dst.effect-jobs-${deadPid}-k1.tmp`)
+    fs.writeFileSync(temp, tempHead)
+    const info = fs.statSync(source)
+    const store = yield* JobStore.JobStore
+    yield* Effect.scoped(Effect.gen(function*() {
+      const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
+      yield* owned.commit({
+        jobs: [{
+          id: "b1", type: "backup", params: { source, target }, txn: "job:b1", status: "running",
+          manualFinalize: false, manualDismiss: true, progress: { current: offset, total: size }, speed: 0,
+          userPaused: false, pauseHolds: [], createdAt: 1, startedAt: 2, updatedAt: 3
+        }],
+        txns: [{ id: "job:b1", explicit: false, phase: "running" }],
+        checkpoints: [{
+          job: "b1",
+          data: { temp, offset, source: { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime.getTime() } }
+        }]
+      })
+    }))
+    return { source, target, temp }
+  })
+
+const engineOn = (filename: string) => {
+  const store = JobStore.sqlite({ filename })
+  return FileDrivers.layerWith({ chunkSize: 256 * 1024, checkpointInterval: 512 * 1024 }).pipe(
+    Layer.provideMerge(Jobs.layerDurable().pipe(Layer.provideMerge(store))),
+    Layer.provideMerge(NodeServices.layer),
+    Layer.orDie
+  )
+}
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(join(os.tmpdir(), "ej-resume-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+describe("backup after a restart", () => {
+  it.live("goes on from its checkpoint into the same copy: the target is byte-identical to the source", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes().subarray(0, offset)).pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        assert.deepStrictEqual(report.resumed, [{ id: "b1", status: "running" }])
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
+      // The copy it went on with is the one renamed into place.
+      assert.isFalse(fs.existsSync(temp))
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((name) => name.endsWith(".tmp")), [])
+    }))
+
+  it.live("does not copy again what its checkpoint covers", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      // A copy whose first part differs from the source: only a resumed copy keeps it.
+      const head = new Uint8Array(offset).fill(0x78)
+      const { source, target } = yield* crashed(dir, head).pipe(Effect.provide(JobStore.sqlite({ filename: db })))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        assert.strictEqual((yield* jobs.awaitOutcome("b1"))._tag, "Succeeded")
+      })).pipe(Effect.provide(engineOn(db)))
+      const copied = fs.readFileSync(target)
+      assert.isTrue(copied.subarray(0, offset).equals(Buffer.from(head)))
+      assert.isTrue(copied.subarray(offset).equals(fs.readFileSync(source).subarray(offset)))
+    }))
+
+  it.live("fails with SourceChanged when the source is not the file the checkpoint was taken of", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes().subarray(0, offset)).pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      // Changed while the server was down.
+      fs.appendFileSync(source, "more")
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Failed")
+      assert.include(outcome._tag === "Failed" ? outcome.error : "", `Source file '${source}' changed while the server was stopped`)
+      assert.isFalse(fs.existsSync(target))
+      assert.isFalse(fs.existsSync(temp))
+    }))
+})
