@@ -34,7 +34,6 @@
  * @since 0.1.0
  */
 import { Effect, type FileSystem, type Layer, type Path } from "effect"
-import type { JobHandle } from "../JobHandle.ts"
 import * as JobDriver from "../JobDriver.ts"
 import type { Jobs } from "../Jobs.ts"
 import {
@@ -46,16 +45,15 @@ import {
   FileJobParams,
   minimumChunk,
   narrowCopyToSource,
-  reopenTemp,
   sharedCallbacks,
   startFileJob,
   sizeOf,
-  takeBuffers,
-  type FileJob
+  takeBuffers
 } from "./chunkCopy.ts"
-import { checkSameSource, defaultCheckpointInterval, resumedCheckpoint } from "./copyCheckpoint.ts"
+import { defaultCheckpointInterval } from "./copyCheckpoint.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
+import { resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The backup driver with the given tuning.
@@ -83,7 +81,7 @@ export const makeDriver = (
           // Size 0: empty, or a size not reported (procfs). Read to end-of-file, in chunks sized for
           // what such files hold (a few KiB) rather than for large files.
           const toEnd = size === 0
-          const from = toEnd ? 0 : yield* resumeFrom(job, handle, source)
+          const from = toEnd ? 0 : yield* resumeOffset(job, handle, source, "content")
           if (from === 0) yield* createTemp(job, source)
           else yield* handle.update(from)
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
@@ -96,22 +94,6 @@ export const makeDriver = (
 
         return { run, ...sharedCallbacks(job, handle) }
       })
-  })
-
-/**
- * Where a resumed backup goes on from: its checkpoint's offset, once the source
- * is checked to be the same file and the temporary copy is there; 0 for a
- * fresh job (or one whose copy is gone).
- */
-const resumeFrom = (job: FileJob, handle: JobHandle, source: FileSystem.File.Info) =>
-  Effect.gen(function*() {
-    const checkpoint = resumedCheckpoint(handle)
-    if (checkpoint === undefined || checkpoint.offset <= 0 || checkpoint.offset > sizeOf(source)) return 0
-    const reopened = yield* reopenTemp(job, checkpoint.temp, checkpoint.offset)
-    if (reopened === undefined) return 0
-    // Checked once the copy is the job's: a failure here removes it (`abort`).
-    yield* checkSameSource(job.source, checkpoint, source)
-    return checkpoint.offset
   })
 
 /**

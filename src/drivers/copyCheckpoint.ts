@@ -53,15 +53,28 @@ export const resumedCheckpoint = (handle: JobHandle): CopyCheckpoint | undefined
   return Option.getOrUndefined(decoded)
 }
 
-/** Fails with `SourceChanged` unless `source` is the file the checkpoint was taken of. */
+/**
+ * What must not have changed for a copy to go on: for a backup, the file and
+ * its content (device, inode, size, modification time); for a mirror, only the
+ * file (its rounds catch up with a content that changed).
+ */
+export type SameSource = "file" | "content"
+
+const identityKeys = {
+  file: ["dev", "ino"],
+  content: ["dev", "ino", "size", "mtime"]
+} as const
+
+/** Fails with `SourceChanged` unless `source` is the file the checkpoint was taken of (and, for `content`, unchanged). */
 export const checkSameSource = (
   path: string,
   checkpoint: CopyCheckpoint,
-  source: FileSystem.File.Info
+  source: FileSystem.File.Info,
+  same: SameSource
 ): Effect.Effect<void, SourceChanged> => {
   const now = identityOf(source)
   const was = checkpoint.source
-  const changed = (["dev", "ino", "size", "mtime"] as const).filter((key) => now[key] !== was[key])
+  const changed = identityKeys[same].filter((key) => now[key] !== was[key])
   return changed.length === 0
     ? Effect.void
     : Effect.fail(

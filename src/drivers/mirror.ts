@@ -27,6 +27,10 @@
  *   job ends COMPLETED) — while a force cancel aborts and leaves the target
  *   path untouched.
  * - `prepare`, `commit`, `abort`, `clean`: as for `backup`.
+ * - With a durable store it is `resumable`, as a backup is: its first copy
+ *   records checkpoints, and after a restart it goes on with that copy from its
+ *   checkpoint (the source must be the same file; its content may have
+ *   changed: the first round catches up), then reaches READY again.
  *
  * @since 0.1.0
  */
@@ -55,6 +59,8 @@ import {
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
+import { defaultCheckpointInterval } from "./copyCheckpoint.ts"
+import { resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The mirror driver with the given tuning.
@@ -67,6 +73,7 @@ export const makeDriver = (
 ): JobDriver.JobDriver<FileJobParams, FileJobError, FileSystem.FileSystem | Path.Path> =>
   JobDriver.make({
     type: "mirror",
+    resumable: true,
     params: FileJobParams,
     check: (params) => Effect.andThen(checkParams(params), checkSizeReported(params)),
     make: (params, handle) =>
@@ -81,14 +88,17 @@ export const makeDriver = (
           const source = yield* io("inspect", job.source, job.sourceFile.stat)
           const size = sizeOf(source)
           yield* handle.setRemaining(size)
-          yield* createTemp(job, source)
+          const from = yield* resumeOffset(job, handle, source, "file")
+          if (from === 0) yield* createTemp(job, source)
+          else yield* handle.update(from)
           // The first copy reads into one while the other is written; a round reads the source's chunk
           // into one and the copy's into the other.
           const buffers = takeBuffers(job, chunkSize)
           const sourceBuffer = buffers[0]!
           const copyBuffer = buffers[1]!
           let snapshot = yield* snapshotSource(job)
-          yield* copyAll(job, handle, limiter, buffers, size, false)
+          const every = handle.keepsCheckpoints ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
+          yield* copyAll(job, handle, limiter, buffers, size, false, from, every)
           yield* handle.transitionToReady
 
           // READY: sync rounds when the source may have changed, until completed or soft-cancelled.

@@ -26,7 +26,7 @@ const sourceBytes = (): Uint8Array => {
 }
 
 /** The crashed server's state: a backup RUNNING, its checkpoint at `offset`, the copy so far on disk. */
-const crashed = (dir: string, tempHead: Uint8Array) =>
+const crashed = (dir: string, tempHead: Uint8Array, type: "backup" | "mirror" = "backup", status: "running" | "ready" = "running") =>
   Effect.gen(function*() {
     const source = join(dir, "src")
     const target = join(dir, "dst")
@@ -39,7 +39,7 @@ const crashed = (dir: string, tempHead: Uint8Array) =>
       const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
       yield* owned.commit({
         jobs: [{
-          id: "b1", type: "backup", params: { source, target }, txn: "job:b1", status: "running",
+          id: "b1", type, params: { source, target }, txn: "job:b1", status,
           manualFinalize: false, manualDismiss: true, progress: { current: offset, total: size }, speed: 0,
           userPaused: false, pauseHolds: [], createdAt: 1, startedAt: 2, updatedAt: 3
         }],
@@ -75,6 +75,7 @@ describe("backup after a restart", () => {
       const { source, target, temp } = yield* crashed(dir, sourceBytes().subarray(0, offset)).pipe(
         Effect.provide(JobStore.sqlite({ filename: db }))
       )
+      const tempInode = fs.statSync(temp).ino
       const outcome = yield* Effect.scoped(Effect.gen(function*() {
         const jobs = yield* Jobs.Jobs
         const report = yield* jobs.recover
@@ -84,6 +85,7 @@ describe("backup after a restart", () => {
       assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
       assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       // The copy it went on with is the one renamed into place.
+      assert.strictEqual(fs.statSync(target).ino, tempInode)
       assert.isFalse(fs.existsSync(temp))
       assert.deepStrictEqual(fs.readdirSync(dir).filter((name) => name.endsWith(".tmp")), [])
     }))
@@ -123,5 +125,31 @@ describe("backup after a restart", () => {
       assert.include(outcome._tag === "Failed" ? outcome.error : "", `Source file '${source}' changed while the server was stopped`)
       assert.isFalse(fs.existsSync(target))
       assert.isFalse(fs.existsSync(temp))
+    }))
+
+  it.live("a mirror goes on with its first copy from its checkpoint, reaches READY again, and completes in sync", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes().subarray(0, offset), "mirror", "ready").pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      const tempInode = fs.statSync(temp).ino
+      // Written to while the server was down (the same file): the mirror's rounds catch up.
+      const fd = fs.openSync(source, "r+")
+      fs.writeSync(fd, Buffer.from("changed"), 0, 7, 100)
+      fs.closeSync(fd)
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        assert.deepStrictEqual(report.resumed, [{ id: "b1", status: "ready" }])
+        yield* jobs.awaitStatus("b1", "ready")
+        yield* jobs.complete("b1")
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
+      // It went on with the copy it had: that file is the target now.
+      assert.strictEqual(fs.statSync(target).ino, tempInode)
     }))
 })
