@@ -209,15 +209,19 @@ describe("Jobs.layerDurable", () => {
         yield* jobs.recover
         const events = yield* jobs.subscribe()
         yield* Ref.set(failing, true)
+        // Its commit waits for the store: a decision is stored before any driver commits.
         const first = yield* jobs.run({ type: "test", id: "first", params: { iterations: 1 } })
-        yield* jobs.awaitOutcome(first)
         // Once the writer has tried and failed, the next job is refused, with the store's reason.
         const second = { type: "test", id: "second" }
         while (Exit.isSuccess(yield* Effect.exit(jobs.validate(second)))) yield* Effect.yieldNow
         const refused = yield* Effect.flip(jobs.create(second))
         assert.strictEqual(refused._tag, "StoreNotWritable")
         assert.include(refused.message, "no space left on device")
+        // Replies do not wait for a store that cannot be written (the server goes on answering).
+        yield* jobs.durable
+        assert.notStrictEqual((yield* jobs.get("first")).status, "null")
         yield* Ref.set(failing, false)
+        assert.strictEqual((yield* jobs.awaitOutcome(first))._tag, "Succeeded")
         yield* jobs.durable
         // What waited is delivered, in order, once written.
         const seen = yield* Stream.runCollect(Stream.takeUntil(events, (e) => e._tag === "StatusChange" && e.status === "null"))

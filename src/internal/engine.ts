@@ -55,6 +55,7 @@ const nextToEnd = (engine: EngineState): JobRecord | undefined => {
 const close = (engine: EngineState): Effect.Effect<void> =>
   Effect.gen(function*() {
     engine.closing = true
+    engine.persistence?.beginClosing()
     for (let job = nextToEnd(engine); job !== undefined; job = nextToEnd(engine)) {
       // A transaction being finalized is past cancelling: its end is waited for instead.
       if ((yield* cancelJob(job, true)) === "locked") yield* job.txn.awaitSettled()

@@ -31,7 +31,10 @@ const lastRetry = Duration.seconds(5)
 interface DurableWait {
   /** The number of the commit it waits for. */
   target: number
-  readonly resume: () => void
+  /** A reply's wait, which a failing store lets go (see `durable`); a decision's waits on. */
+  readonly reply: boolean
+  /** Stored (true), or given up because the engine closes with a store it cannot write (false). */
+  readonly resume: (stored: boolean) => void
 }
 
 export class Persistence {
@@ -124,30 +127,76 @@ export class Persistence {
 
   /**
    * Waits until everything published or changed before the call is in the
-   * store, and its events delivered: what a reply to a client waits for.
-   * Commits are numbered as they begin; a wait is for the commit that takes
-   * what is pending now (or, with nothing pending, the one under way).
+   * store: true; false if it never will be — the engine closes while the store
+   * cannot be written (see `beginClosing`). Commits are numbered as they
+   * begin; a wait is for the commit that takes what is pending now (or, with
+   * nothing pending, the one under way).
    */
-  readonly durable: Effect.Effect<void> = Effect.callback<void>((resume) => {
-    const target = !this.idle ? this.begun + 1 : this.committing ? this.begun : 0
-    if (target === 0) return resume(Effect.void)
-    const wait: DurableWait = { target, resume: () => resume(Effect.void) }
-    this.waits.add(wait)
-    return Effect.sync(() => {
-      this.waits.delete(wait)
+  readonly stored: Effect.Effect<boolean> = this.waitFor(false)
+
+  /**
+   * For a reply to a client: waits until what came before it is in the store
+   * and its events delivered. While the store cannot be written it does not
+   * wait (the server goes on answering, and refuses new jobs); the events still
+   * wait for their commit.
+   */
+  readonly durable: Effect.Effect<void> = Effect.asVoid(this.waitFor(true))
+
+  private waitFor(reply: boolean): Effect.Effect<boolean> {
+    return Effect.callback<boolean>((resume) => {
+      if (this.abandoned) return resume(Effect.succeed(false))
+      if (reply && this.failure !== undefined) return resume(Effect.succeed(false))
+      const target = !this.idle ? this.begun + 1 : this.committing ? this.begun : 0
+      if (target === 0) return resume(Effect.succeed(true))
+      const wait: DurableWait = { target, reply, resume: (stored) => resume(Effect.succeed(stored)) }
+      this.waits.add(wait)
+      return Effect.sync(() => {
+        this.waits.delete(wait)
+      })
     })
-  })
+  }
+
+  /** Whether the engine closes (then a commit that fails gives up every wait). */
+  private closing = false
+  /** Every wait was given up: nothing more will be stored. */
+  private abandoned = false
+
+  /**
+   * The engine closes. A store that cannot be written now will not be before
+   * the process ends: whatever waits for it is told so (a transaction that
+   * waits to have its commit decision stored aborts instead of committing).
+   */
+  beginClosing(): void {
+    this.closing = true
+    if (this.failure !== undefined) this.abandon()
+  }
+
+  /** The store cannot be written: replies stop waiting for it. */
+  private releaseReplies(): void {
+    for (const wait of Array.from(this.waits)) {
+      if (!wait.reply) continue
+      this.waits.delete(wait)
+      wait.resume(false)
+    }
+  }
+
+  private abandon(): void {
+    this.abandoned = true
+    const waits = Array.from(this.waits)
+    this.waits.clear()
+    for (const wait of waits) wait.resume(false)
+  }
 
   private settleWaits(committed: number): void {
     const ready: Array<DurableWait> = []
     for (const wait of this.waits) if (wait.target <= committed) ready.push(wait)
     for (const wait of ready) {
       this.waits.delete(wait)
-      wait.resume()
+      wait.resume(true)
     }
   }
 
-  private stored(job: JobRecord, now: number): StoredJob {
+  private recordOf(job: JobRecord, now: number): StoredJob {
     const started = job.started ? { startedAt: job.engine.epoch + job.startedAt } : {}
     const error = job.error === undefined ? {} : { error: job.error }
     return {
@@ -197,7 +246,7 @@ export class Persistence {
         else if (job.txn.members.every((m) => m.status === "null")) removedTxns.add(this.txnId(job.txn, job))
         continue
       }
-      written.push(this.stored(job, now))
+      written.push(this.recordOf(job, now))
       const txn = this.storedTxn(job.txn, job)
       txns.set(txn.id, txn)
     }
@@ -206,7 +255,7 @@ export class Persistence {
     for (const job of checkpointed) {
       // A job that was written (not removed) keeps its newest checkpoint; a removed one takes it along.
       if (job.status !== "null" && job.checkpointData !== undefined) {
-        if (!jobs.has(job)) written.push(this.stored(job, now))
+        if (!jobs.has(job)) written.push(this.recordOf(job, now))
         checkpoints.push({ job: job.id!, data: job.checkpointData })
       }
     }
@@ -242,6 +291,8 @@ export class Persistence {
           this.onFailure()
           const first = this.failure === undefined
           this.failure = error.message
+          if (this.closing) this.abandon()
+          else this.releaseReplies()
           return first
             ? Effect.as(
               Effect.logError(`effect-jobs: the job store cannot be written, new jobs are refused: ${error.message}`),

@@ -232,6 +232,29 @@ const prepareAll = (txn: TxnState, members: ReadonlyArray<JobRecord>): Effect.Ef
     return yield* commitOrAbort(txn, members, undefined)
   })
 
+/**
+ * With a durable store, the decision to commit is in the store before any
+ * driver commits: a server that dies in between commits the transaction when
+ * it comes back (see `recovery.ts`), never aborts one whose drivers committed.
+ */
+const decisionStored = (members: ReadonlyArray<JobRecord>): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const persistence = members[0]?.engine.persistence
+    if (persistence === undefined) return Effect.succeed(true)
+    // The members' records carry their transaction's phase, now `committing`.
+    for (const member of members) persistence.touch(member)
+    return persistence.stored
+  })
+
+export const unstoredCommitMessage = "the commit could not be stored (the job store cannot be written): aborted"
+
+/** The engine closes and the commit decision will never be stored: no driver commits, every member aborts. */
+const abortUnstored = (txn: TxnState, members: ReadonlyArray<JobRecord>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    for (const member of members) member.recordError(unstoredCommitMessage)
+    return abortTxn(txn, members[0]!)
+  })
+
 /** The commit decision, then every member's commit (newest first) — or the abort routine. */
 const commitOrAbort = (
   txn: TxnState,
@@ -244,10 +267,13 @@ const commitOrAbort = (
     ),
     (commit) => {
       if (commit) {
-        return Effect.andThen(
-          Effect.forEach(members, finalizeJob, { discard: true }),
-          Effect.sync(() => txn.settleUnsafe(committed))
-        )
+        return Effect.flatMap(decisionStored(members), (stored) => {
+          if (!stored) return abortUnstored(txn, members)
+          return Effect.andThen(
+            Effect.forEach(members, finalizeJob, { discard: true }),
+            Effect.sync(() => txn.settleUnsafe(committed))
+          )
+        })
       }
       const cause = failing ?? members.find((m) => m.isCancelled) ?? members[0]!
       return Effect.andThen(

@@ -259,7 +259,8 @@ export const make = (
         const done = (jobsEnding = Deferred.makeUnsafe<void>())
         admitting = false
         return Effect.gen(function*() {
-          yield* flushEvents(() =>
+          // Shutting down: no wait for the store (it may be the reason; the engine's closing writes what it can).
+          yield* flushNow(() =>
             broadcast(eventLine("SHUTDOWN", { guest: false, reason: shutdownEventReason(reason) }, now()))
           )
           if (options.onShutdown !== undefined) {
@@ -268,7 +269,7 @@ export const make = (
           // A command already running may still create a job: it finishes first.
           yield* otherCommandsFinished
           yield* cancelEveryJob
-          yield* flushEvents()
+          yield* flushNow()
         }).pipe(Effect.ensuring(Deferred.done(done, Exit.void)), Effect.uninterruptible)
       })
     /** For `quit`: the command itself is not waited for. */
