@@ -45,6 +45,7 @@ import {
   FileJobParams,
   minimumChunk,
   narrowCopyToSource,
+  release,
   sharedCallbacks,
   startFileJob,
   sizeOf,
@@ -53,7 +54,7 @@ import {
 import { defaultCheckpointInterval } from "./copyCheckpoint.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
-import { resumeOffset } from "./resumeCopy.ts"
+import { completeCheckpoint, reopenCompleteCopy, resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The backup driver with the given tuning.
@@ -72,6 +73,7 @@ export const makeDriver = (
     make: (params, handle) =>
       Effect.gen(function*() {
         const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
+        yield* Effect.onError(reopenCompleteCopy(job, handle), () => release(job))
 
         const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
           // The size of the file `make` opened: the copy is of that file, that long.
@@ -87,9 +89,10 @@ export const makeDriver = (
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
           const buffers = takeBuffers(job, length)
           const every = handle.keepsCheckpoints && !toEnd ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
-          yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true, from, every)
+          const copied = yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true, from, every)
           yield* narrowCopyToSource(job)
           yield* checkSource(job)
+          yield* completeCheckpoint(job, handle, copied)
         })
 
         return { run, ...sharedCallbacks(job, handle) }

@@ -636,7 +636,10 @@ export const copyAll = (
     let endUnknown = false
     let offset = from
     let unflushed = 0
-    let checkpointed = from
+    /** Where the copy was when the fsync under way began: once it is done, a checkpoint there is safe. */
+    let flushingAt = from
+    // With checkpoints, the write-behind fsyncs come at their interval, and each one done makes the next checkpoint.
+    const flushEvery = checkpointEvery ?? flushInterval
 
     const readChunk = (buffer: Uint8Array, at: number, want: number) =>
       io("read", job.source, readAt(job.sourceFile, buffer, at, want))
@@ -707,23 +710,18 @@ export const copyAll = (
       // Of unknown size, the next chunk is announced before this one's progress: the total is one chunk ahead.
       if (size === undefined && !last) announced = yield* announce(pending[0]!)
       unflushed += got
-      if (unflushed >= flushInterval && (flushing === undefined || flushing.pollUnsafe() !== undefined)) {
-        if (flushing !== undefined) yield* Fiber.join(flushing)
+      if (unflushed >= flushEvery && (flushing === undefined || flushing.pollUnsafe() !== undefined)) {
+        if (flushing !== undefined) {
+          yield* Fiber.join(flushing)
+          if (checkpointEvery !== undefined) yield* handle.checkpoint(checkpointOf(tempPath, flushingAt, job.sourceInfo))
+        }
+        flushingAt = offset
         flushing = yield* Effect.forkChild(io("fsync", tempPath, temp.sync), { startImmediately: true })
         unflushed = 0
       }
       yield* handle.update(got)
       yield* limiter.processed(got)
       if (last) break
-      if (checkpointEvery !== undefined && offset - checkpointed >= checkpointEvery) {
-        // Only what is on disk may be counted on after a crash: the copy is fsynced first.
-        if (flushing !== undefined) yield* Fiber.join(flushing)
-        flushing = undefined
-        yield* io("fsync", tempPath, temp.sync)
-        unflushed = 0
-        checkpointed = offset
-        yield* handle.checkpoint(checkpointOf(tempPath, offset, job.sourceInfo))
-      }
       yield* limiter.throttle
     }
     if (flushing !== undefined) yield* Fiber.join(flushing)
@@ -864,8 +862,12 @@ export const syncRound = (
  */
 export const prepareCommit = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError | TargetExists | TargetNotAFile> =>
   Effect.gen(function*() {
-    const rename = job.rename!
-    yield* io("fsync", rename.temp, job.tempFile!.sync)
+    const rename = job.rename
+    if (rename === undefined || job.tempFile === undefined) {
+      // A job brought back after a restart without its copy: there is nothing to commit.
+      return yield* new FileIoError({ operation: "prepare", path: job.target, detail: "the copy to commit is gone (the server stopped before it was complete)" })
+    }
+    yield* io("fsync", rename.temp, job.tempFile.sync)
     yield* syncDirectory(job.files, job.directory)
     yield* prepared(job.files, handle.txn, rename)
   })

@@ -8,16 +8,46 @@
 import { Effect, type FileSystem } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
 import { type FileJob, reopenTemp, sizeOf } from "./chunkCopy.ts"
-import { checkSameSource, resumedCheckpoint, type SameSource } from "./copyCheckpoint.ts"
+import { checkpointOf, checkSameSource, resumedCheckpoint, type SameSource } from "./copyCheckpoint.ts"
+import type { FileIoError } from "./errors.ts"
+import { io } from "./fileOps.ts"
 
 export const resumeOffset = (job: FileJob, handle: JobHandle, source: FileSystem.File.Info, same: SameSource) =>
   Effect.gen(function*() {
     const checkpoint = resumedCheckpoint(handle)
     if (checkpoint === undefined || checkpoint.offset <= 0) return 0
     const offset = Math.min(checkpoint.offset, sizeOf(source))
-    const reopened = yield* reopenTemp(job, checkpoint.temp, offset)
+    // Reopened already by `make` (a copy that was complete), or now.
+    const reopened = job.rename?.temp === checkpoint.temp ? job.tempFile : yield* reopenTemp(job, checkpoint.temp, offset)
     if (reopened === undefined) return 0
     // Checked once the copy is the job's: a failure here removes it (`abort`).
     yield* checkSameSource(job.source, checkpoint, source, same)
     return offset
   })
+
+/**
+ * With a durable store, once `run` has copied everything: the copy fsynced and
+ * a last checkpoint, so that a job brought back WAITING or PENDING (its `run`
+ * is not run again) still has its copy to commit.
+ */
+export const completeCheckpoint = (job: FileJob, handle: JobHandle, copied: number): Effect.Effect<void, FileIoError> =>
+  Effect.suspend(() => {
+    const temp = job.tempFile
+    if (!handle.keepsCheckpoints || temp === undefined || job.rename === undefined) return Effect.void
+    return Effect.andThen(
+      io("fsync", job.rename.temp, temp.sync),
+      handle.checkpoint(checkpointOf(job.rename.temp, copied, job.sourceInfo))
+    )
+  })
+
+/**
+ * In `make`, for a job brought back after its copy was complete: its copy,
+ * reopened, so that `prepare` and `commit` have it without `run`.
+ */
+export const reopenCompleteCopy = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError> =>
+  Effect.suspend(() => {
+    const checkpoint = resumedCheckpoint(handle)
+    if (checkpoint === undefined || checkpoint.offset !== sizeOf(job.sourceInfo)) return Effect.void
+    return Effect.asVoid(reopenTemp(job, checkpoint.temp, checkpoint.offset))
+  })
+

@@ -26,7 +26,13 @@ const sourceBytes = (): Uint8Array => {
 }
 
 /** The crashed server's state: a backup RUNNING, its checkpoint at `offset`, the copy so far on disk. */
-const crashed = (dir: string, tempHead: Uint8Array, type: "backup" | "mirror" = "backup", status: "running" | "ready" = "running") =>
+const crashed = (
+  dir: string,
+  tempHead: Uint8Array,
+  type: "backup" | "mirror" = "backup",
+  status: "running" | "ready" | "pending" = "running",
+  at = offset
+) =>
   Effect.gen(function*() {
     const source = join(dir, "src")
     const target = join(dir, "dst")
@@ -40,13 +46,13 @@ const crashed = (dir: string, tempHead: Uint8Array, type: "backup" | "mirror" = 
       yield* owned.commit({
         jobs: [{
           id: "b1", type, params: { source, target }, txn: "job:b1", status,
-          manualFinalize: false, manualDismiss: true, progress: { current: offset, total: size }, speed: 0,
+          manualFinalize: status === "pending", manualDismiss: true, progress: { current: at, total: size }, speed: 0,
           userPaused: false, pauseHolds: [], createdAt: 1, startedAt: 2, updatedAt: 3
         }],
-        txns: [{ id: "job:b1", explicit: false, phase: "running" }],
+        txns: [{ id: "job:b1", explicit: false, phase: status === "pending" ? "pending" : "running" }],
         checkpoints: [{
           job: "b1",
-          data: { temp, offset, source: { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime.getTime() } }
+          data: { temp, offset: at, source: { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime.getTime() } }
         }]
       })
     }))
@@ -150,6 +156,27 @@ describe("backup after a restart", () => {
       assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
       assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       // It went on with the copy it had: that file is the target now.
+      assert.strictEqual(fs.statSync(target).ino, tempInode)
+    }))
+
+  it.live("a backup brought back PENDING has its copy to commit: finalize puts it in place", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes(), "backup", "pending", size).pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      const tempInode = fs.statSync(temp).ino
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        assert.deepStrictEqual(report.resumed, [{ id: "b1", status: "pending" }])
+        assert.strictEqual((yield* jobs.get("b1")).status, "pending")
+        yield* jobs.finalize("b1")
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       assert.strictEqual(fs.statSync(target).ino, tempInode)
     }))
 })
