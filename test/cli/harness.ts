@@ -131,6 +131,18 @@ export const start = (
       })
   )
 
+/**
+ * Kills the process as a crash would (SIGKILL to its pid: it cleans nothing
+ * up), and waits until it is gone and reaped, so that its pid no longer runs.
+ */
+export const crash = (cli: Cli): Effect.Effect<Exited> =>
+  Effect.andThen(
+    Effect.sync(() => {
+      process.kill(cli.child.pid!, "SIGKILL")
+    }),
+    cli.exited
+  )
+
 /** A word for `sh -c`, quoted. */
 const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
 
