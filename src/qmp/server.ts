@@ -259,8 +259,7 @@ export const make = (
         const done = (jobsEnding = Deferred.makeUnsafe<void>())
         admitting = false
         return Effect.gen(function*() {
-          // Shutting down: no wait for the store (it may be the reason; the engine's closing writes what it can).
-          yield* flushNow(() =>
+          yield* flushEvents(() =>
             broadcast(eventLine("SHUTDOWN", { guest: false, reason: shutdownEventReason(reason) }, now()))
           )
           if (options.onShutdown !== undefined) {
@@ -269,7 +268,7 @@ export const make = (
           // A command already running may still create a job: it finishes first.
           yield* otherCommandsFinished
           yield* cancelEveryJob
-          yield* flushNow()
+          yield* flushEvents()
         }).pipe(Effect.ensuring(Deferred.done(done, Exit.void)), Effect.uninterruptible)
       })
     /** For `quit`: the command itself is not waited for. */
