@@ -12,7 +12,7 @@
  * shutdown cancels the jobs it still had) is no part of a crashed process's
  * history.
  */
-import { Cause, Context, Data, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Scheduler, Scope, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Scheduler, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { JobInfo } from "../../src/Job.ts"
 import * as JobDriver from "../../src/JobDriver.ts"
@@ -20,6 +20,7 @@ import type { JobEvent } from "../../src/JobEvent.ts"
 import * as Jobs from "../../src/Jobs.ts"
 import * as JobStore from "../../src/JobStore.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
+import { classify, guarded as guardedCall, type Stuck } from "./guardedCall.ts"
 import * as Testing from "../../src/testing.ts"
 import { type CrashJobSpec, type CrashScenario, type CrashStep, type CrashVerb, maxGroups } from "./crashScenario.ts"
 
@@ -61,46 +62,10 @@ export interface CrashRun {
   readonly finished: boolean
 }
 
-/** An operation that did not finish within `stuckAfterMillis` of real time. */
-class Stuck extends Data.TaggedError("Stuck")<{ readonly what: string }> {}
-
 const stuckAfterMillis = 5_000
 
-/** What a call that was under way when the power was cut returns: its caller never heard back. */
-const cutBeforeReply = { _tag: "CutBeforeReply" } as const
-
-/**
- * Runs `effect` in a fiber of its own; one that never finishes (a deadlock) fails the run with `Stuck`.
- * With `cut`: a call still waiting when the power is cut is over for its caller (the process is dead);
- * its fiber is left to the engine's closing.
- */
-const guarded = <A, E>(
-  what: string,
-  effect: Effect.Effect<A, E>,
-  cut?: Deferred.Deferred<void>
-): Effect.Effect<Exit.Exit<A, E | typeof cutBeforeReply>, Stuck> =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.forkDetach(effect, { startImmediately: true })
-    const done = fiber.pollUnsafe()
-    if (done !== undefined) return done
-    const ended: Effect.Effect<Exit.Exit<A, E | typeof cutBeforeReply>> = cut === undefined
-      ? Fiber.await(fiber)
-      : Effect.raceFirst(Fiber.await(fiber), Effect.as(Deferred.await(cut), Exit.fail(cutBeforeReply)))
-    const exit = yield* TestClock.withLive(Effect.timeoutOption(ended, stuckAfterMillis))
-    if (Option.isNone(exit)) return yield* new Stuck({ what })
-    return exit.value
-  })
-
-/** The result of a call: success, the tag of its typed error, or a defect. */
-const classify = (exit: Exit.Exit<unknown, unknown>): { readonly result: string; readonly defect?: string } => {
-  if (Exit.isSuccess(exit)) return { result: "Success" }
-  const fail = exit.cause.reasons.find(Cause.isFailReason)
-  if (fail !== undefined) {
-    const error = fail.error as { readonly _tag?: unknown }
-    return { result: typeof error?._tag === "string" ? error._tag : String(fail.error) }
-  }
-  return { result: "Defect", defect: Cause.pretty(exit.cause) }
-}
+const guarded = <A, E>(what: string, effect: Effect.Effect<A, E>, giveUp?: Deferred.Deferred<void>) =>
+  guardedCall(what, effect, { stuckAfterMillis, giveUp })
 
 /**
  * The power switch of the first engine's store: commits are counted as they

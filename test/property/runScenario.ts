@@ -18,7 +18,7 @@
  * fibers it forks keep the run's scheduling): its result is only traced, and
  * the run goes on from whatever the call left.
  */
-import { Cause, Context, Data, Effect, Exit, Fiber, Layer, Logger, Option, Scheduler, Scope, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Logger, Scheduler, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { Job } from "../../src/Job.ts"
 import type { TxnEmpty } from "../../src/JobError.ts"
@@ -27,6 +27,7 @@ import * as JobStatus from "../../src/JobStatus.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
 import * as JobVerb from "../../src/JobVerb.ts"
 import { type JobRef, Jobs } from "../../src/Jobs.ts"
+import { classify, guarded as guardedCall, type Stuck } from "./guardedCall.ts"
 import * as Testing from "../../src/testing.ts"
 import { interruptAfter, yieldingCaller } from "../helpers/interrupt.ts"
 import {
@@ -105,36 +106,9 @@ export interface RunRecord {
   readonly finished: boolean
 }
 
-/** An operation that did not finish within `stuckAfterMillis` of real time: the engine is stuck. */
-class Stuck extends Data.TaggedError("Stuck")<{ readonly what: string }> {}
-
 const stuckAfterMillis = 2_000
 
-/**
- * Runs `effect` in its own fiber and returns its exit. Almost every operation
- * finishes before the fiber first suspends; the real-time watchdog only matters
- * for one that never would (it is a deadlock, and the run fails with `Stuck`).
- */
-const guarded = <A, E>(what: string, effect: Effect.Effect<A, E>): Effect.Effect<Exit.Exit<A, E>, Stuck> =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.forkDetach(effect, { startImmediately: true })
-    const done = fiber.pollUnsafe()
-    if (done !== undefined) return done
-    const exit = yield* TestClock.withLive(Effect.timeoutOption(Fiber.await(fiber), stuckAfterMillis))
-    if (Option.isNone(exit)) return yield* new Stuck({ what })
-    return exit.value
-  })
-
-/** The result of a call: success, the tag of its typed error, or a defect (always a violation). */
-const classify = (exit: Exit.Exit<unknown, unknown>): { readonly result: string; readonly defect?: string } => {
-  if (Exit.isSuccess(exit)) return { result: "Success" }
-  const fail = exit.cause.reasons.find(Cause.isFailReason)
-  if (fail !== undefined) {
-    const error = fail.error as { readonly _tag?: unknown }
-    return { result: typeof error?._tag === "string" ? error._tag : String(fail.error) }
-  }
-  return { result: "Defect", defect: Cause.pretty(exit.cause) }
-}
+const guarded = <A, E>(what: string, effect: Effect.Effect<A, E>) => guardedCall(what, effect, { stuckAfterMillis })
 
 /**
  * Whether the test driver makes this cancel hard: without a `cancel` callback every

@@ -12,6 +12,7 @@ import * as JobDriver from "../../src/JobDriver.ts"
 import * as Jobs from "../../src/Jobs.ts"
 import * as JobStore from "../../src/JobStore.ts"
 import * as Testing from "../../src/testing.ts"
+import { slowStore } from "../helpers/slowStore.ts"
 import { startServer } from "./harness.ts"
 
 describe("QMP on a durable store", () => {
@@ -22,23 +23,9 @@ describe("QMP on a durable store", () => {
         (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
       )
       const storeLayer = JobStore.sqlite({ filename: join(dir, "jobs.db") })
-      // A slow disk: each commit takes a while longer than a reply would.
-      const slowStore = Layer.effect(
-        JobStore.JobStore,
-        Effect.gen(function*() {
-          const inner = yield* JobStore.JobStore
-          return JobStore.JobStore.of({
-            ...inner,
-            acquire: (owner, options) =>
-              Effect.map(inner.acquire(owner, options), (owned) => ({
-                ...owned,
-                commit: (batch) => Effect.andThen(Effect.sleep("150 millis"), owned.commit(batch))
-              }))
-          })
-        })
-      ).pipe(Layer.provide(storeLayer))
+      const slow = slowStore(storeLayer)
       const engine = JobDriver.layer(Testing.TestDriver).pipe(
-        Layer.provideMerge(Layer.mergeAll(Jobs.layerDurable().pipe(Layer.provide(slowStore)), Testing.CallbackLog.layer)),
+        Layer.provideMerge(Layer.mergeAll(Jobs.layerDurable().pipe(Layer.provide(slow)), Testing.CallbackLog.layer)),
         Layer.provideMerge(NodeServices.layer),
         Layer.orDie
       )
