@@ -638,6 +638,8 @@ export const copyAll = (
     let unflushed = 0
     /** Where the copy was when the fsync under way began: once it is done, a checkpoint there is safe. */
     let flushingAt = from
+    /** The checkpoint of the last fsync is recorded (at most one per fsync). */
+    let checkpointed = true
     // With checkpoints, the write-behind fsyncs come at their interval, and each one done makes the next checkpoint.
     const flushEvery = checkpointEvery ?? flushInterval
 
@@ -711,13 +713,17 @@ export const copyAll = (
       if (size === undefined && !last) announced = yield* announce(pending[0]!)
       unflushed += got
       if (unflushed >= flushEvery && (flushing === undefined || flushing.pollUnsafe() !== undefined)) {
-        if (flushing !== undefined) {
-          yield* Fiber.join(flushing)
-          if (checkpointEvery !== undefined) yield* handle.checkpoint(checkpointOf(tempPath, flushingAt, job.sourceInfo))
-        }
+        if (flushing !== undefined) yield* Fiber.join(flushing)
+        if (!checkpointed) yield* handle.checkpoint(checkpointOf(tempPath, flushingAt, job.sourceInfo))
         flushingAt = offset
         flushing = yield* Effect.forkChild(io("fsync", tempPath, temp.sync), { startImmediately: true })
+        checkpointed = checkpointEvery === undefined
         unflushed = 0
+      } else if (!checkpointed && flushing!.pollUnsafe() !== undefined) {
+        // The fsync is done: what it covers is on disk, and the copy can go on from there after a crash.
+        yield* Fiber.join(flushing!)
+        checkpointed = true
+        yield* handle.checkpoint(checkpointOf(tempPath, flushingAt, job.sourceInfo))
       }
       yield* handle.update(got)
       yield* limiter.processed(got)

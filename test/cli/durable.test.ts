@@ -165,6 +165,43 @@ const awaitRow = (client: WireClient, id: string, status: string) =>
   }))
 
 describe("effect-jobs serve with a store, killed and started again", () => {
+  it.live("a backup killed mid-copy goes on from its checkpoint after the restart; the target is byte-identical", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const MiB = 1024 * 1024
+      // Over the first checkpoint (64 MiB, once its fsync is done), slowed down so the kill comes mid-copy.
+      const size = 160 * MiB
+      fs.writeFileSync(join(dir, "src"), bytes(size, 3))
+      const first = yield* serve(["--socket", join(dir, "a.sock"), "--http", "127.0.0.1:0"], { cwd: dir })
+      const url = httpUrl(first.server.stdout())
+      const client = yield* wireClient({ path: first.unix! })
+      const created = yield* execute(client, "backup", {
+        "job-id": "b1",
+        source: "src",
+        target: "dst",
+        speed: 64 * MiB,
+        "auto-dismiss": false
+      })
+      assert.deepStrictEqual(created.return, {})
+      yield* eventually(Effect.flatMap(fetchJson(`${url}/api/jobs/b1`), (row) =>
+        row.json.currentProgress >= 100 * MiB ? Effect.void : Effect.fail("not far enough yet" as const)))
+      yield* crash(first.server)
+      assert.isFalse(fs.existsSync(join(dir, "dst")))
+
+      const second = yield* serve(["--socket", join(dir, "b.sock"), "--http", "127.0.0.1:0"], { cwd: dir })
+      assert.match(second.server.stdout(), /^resumed b1 \(running\)$/m)
+      // It reports at once what its checkpoint covers: it did not start again from the beginning.
+      const resumedAt = (yield* fetchJson(`${httpUrl(second.server.stdout())}/api/jobs/b1`)).json.currentProgress as number
+      assert.isAtLeast(resumedAt, 64 * MiB)
+      const again = yield* wireClient({ path: second.unix! })
+      assert.deepStrictEqual((yield* execute(again, "block-job-set-speed", { device: "b1", speed: 0 })).return, {})
+      const done = yield* awaitRow(again, "b1", "concluded")
+      assert.isUndefined(done.error)
+      assert.isTrue(fs.readFileSync(join(dir, "dst")).equals(fs.readFileSync(join(dir, "src"))))
+      assert.deepStrictEqual(temporaryCopies(dir), [])
+      yield* stop(second)
+    }).pipe(Effect.scoped), 40_000)
+
   it.live("a backup paused when the server was killed comes back paused; resumed, it writes its whole target", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
