@@ -165,6 +165,15 @@ const awaitRow = (client: WireClient, id: string, status: string) =>
   }))
 
 describe("effect-jobs serve with a store, killed and started again", () => {
+  it.live("--store that names no store is a usage error (exit 2), saying what it takes", () =>
+    Effect.gen(function*() {
+      for (const spec of ["bogus", "sqlite:", "mysql://db/jobs"]) {
+        const refused = yield* run(["serve", "--store", spec])
+        assert.strictEqual(refused.code, 2, refused.stderr)
+        assert.include(refused.stderr, `Expected: sqlite:PATH, postgres://… or memory, not '${spec}'`)
+      }
+    }))
+
   it.live("a backup killed mid-copy goes on from its checkpoint after the restart; the target is byte-identical", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
