@@ -165,6 +165,31 @@ const awaitRow = (client: WireClient, id: string, status: string) =>
   }))
 
 describe("effect-jobs serve with a store, killed and started again", () => {
+  it.live("a mirror READY when the server was killed comes back, is READY again, and completes in sync with its changed source", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      fs.writeFileSync(join(dir, "src"), bytes(6_000_000, 5))
+      const first = yield* serve(["--socket", join(dir, "a.sock")], { cwd: dir })
+      const client = yield* wireClient({ path: first.unix! })
+      const created = yield* execute(client, "mirror", { "job-id": "m1", source: "src", target: "dst", "auto-dismiss": false })
+      assert.deepStrictEqual(created.return, {})
+      yield* awaitStatus(client, "m1", "ready")
+      yield* crash(first.server)
+
+      // Changed while the server was down: the same file, new content.
+      fs.appendFileSync(join(dir, "src"), Buffer.from("more data"))
+      const second = yield* serve(["--socket", join(dir, "b.sock")], { cwd: dir })
+      assert.match(second.server.stdout(), /^resumed m1 \(ready\)$/m)
+      const again = yield* wireClient({ path: second.unix! })
+      yield* awaitRow(again, "m1", "ready")
+      assert.deepStrictEqual((yield* execute(again, "job-complete", { id: "m1" })).return, {})
+      const done = yield* awaitRow(again, "m1", "concluded")
+      assert.isUndefined(done.error)
+      assert.isTrue(fs.readFileSync(join(dir, "dst")).equals(fs.readFileSync(join(dir, "src"))))
+      assert.deepStrictEqual(temporaryCopies(dir), [])
+      yield* stop(second)
+    }).pipe(Effect.scoped), 40_000)
+
   it.live("--store that names no store is a usage error (exit 2), saying what it takes", () =>
     Effect.gen(function*() {
       for (const spec of ["bogus", "sqlite:", "mysql://db/jobs"]) {
