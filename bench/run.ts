@@ -3,7 +3,7 @@
  * goes to stderr): every figure with its baseline measured in the same process,
  * and their ratio.
  *
- *   node bench/run.ts           full run (about two and a half minutes on two cores; the
+ *   node bench/run.ts           full run (about four and a half minutes on two cores; the
  *                               file drivers need 2 GiB free under os.tmpdir(), and the durable
  *                               figure PostgreSQL's initdb and postgres, see test/store/postgresCluster.ts)
  *   node bench/run.ts --quick   a tenth of the work, to check that it runs

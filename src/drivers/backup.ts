@@ -51,10 +51,9 @@ import {
   sizeOf,
   takeBuffers
 } from "./chunkCopy.ts"
-import { defaultCheckpointInterval } from "./copyCheckpoint.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
-import { completeCheckpoint, reopenCompleteCopy, resumeOffset } from "./resumeCopy.ts"
+import { checkpointEvery, completeCheckpoint, reopenCompleteCopy, resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The backup driver with the given tuning.
@@ -88,7 +87,7 @@ export const makeDriver = (
           else yield* handle.update(from)
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
           const buffers = takeBuffers(job, length)
-          const every = handle.keepsCheckpoints && !toEnd ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
+          const every = toEnd ? undefined : checkpointEvery(handle, options)
           const copied = yield* copyAll(job, handle, limiter, buffers, toEnd ? undefined : size, true, from, every)
           yield* narrowCopyToSource(job)
           yield* checkSource(job)

@@ -59,8 +59,7 @@ import {
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
-import { defaultCheckpointInterval } from "./copyCheckpoint.ts"
-import { resumeOffset } from "./resumeCopy.ts"
+import { checkpointEvery, resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The mirror driver with the given tuning.
@@ -97,7 +96,7 @@ export const makeDriver = (
           const sourceBuffer = buffers[0]!
           const copyBuffer = buffers[1]!
           let snapshot = yield* snapshotSource(job)
-          const every = handle.keepsCheckpoints ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
+          const every = checkpointEvery(handle, options)
           yield* copyAll(job, handle, limiter, buffers, size, false, from, every)
           yield* handle.transitionToReady
 

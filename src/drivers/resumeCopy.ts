@@ -7,8 +7,14 @@
  */
 import { Effect, type FileSystem } from "effect"
 import type { JobHandle } from "../JobHandle.ts"
-import { type FileJob, reopenTemp, sizeOf } from "./chunkCopy.ts"
-import { checkpointOf, checkSameSource, resumedCheckpoint, type SameSource } from "./copyCheckpoint.ts"
+import { type FileDriverOptions, type FileJob, reopenTemp, sizeOf } from "./chunkCopy.ts"
+import {
+  checkpointOf,
+  checkSameSource,
+  defaultCheckpointInterval,
+  resumedCheckpoint,
+  type SameSource
+} from "./copyCheckpoint.ts"
 import type { FileIoError } from "./errors.ts"
 import { io } from "./fileOps.ts"
 
@@ -51,3 +57,6 @@ export const reopenCompleteCopy = (job: FileJob, handle: JobHandle): Effect.Effe
     return Effect.asVoid(reopenTemp(job, checkpoint.temp, checkpoint.offset))
   })
 
+/** Bytes between two checkpoints of a copy; none without a store that keeps them. */
+export const checkpointEvery = (handle: JobHandle, options: FileDriverOptions | undefined): number | undefined =>
+  handle.keepsCheckpoints ? options?.checkpointInterval ?? defaultCheckpointInterval : undefined
