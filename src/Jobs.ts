@@ -113,6 +113,8 @@ export interface JobsService {
   /**
    * A pause hold with a reason, released when the scope closes. Holds add to the
    * pause count like the user's pause, but any number may be held, each released once.
+   * With a durable store, holds survive a restart without a holder: holding the job
+   * again for the same reason takes such a hold over instead of adding one.
    */
   readonly hold: (job: JobRef, reason: string) => Effect.Effect<void, JobNotFound, Scope.Scope>
   /** QEMU job_enter: wakes a job waiting in `yield` or `sleep`. */

@@ -342,4 +342,115 @@ describe("Jobs.layerDurable", () => {
       assert.strictEqual(result.rows.get("r1")?.currentProgress, 5)
       assert.strictEqual(result.rows.get("r1")?.totalProgress, 5)
     }))
+  it.live("pause holds come back unclaimed: the job stays parked until a holder takes the hold over and lets it go", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      const steps: Array<number> = []
+      const Stepper = JobDriver.make({
+        type: "stepper",
+        resumable: true,
+        params: Schema.Struct({ to: Schema.Int }),
+        make: (params, handle) =>
+          Effect.succeed({
+            run: Effect.gen(function*() {
+              yield* handle.setRemaining(params.to)
+              for (let i = 1; i <= params.to; i++) {
+                yield* handle.pausePoint
+                steps.push(i)
+                yield* handle.update(1)
+              }
+            })
+          })
+      })
+      yield* crashedState(
+        filename,
+        [job("h1", "job:h1", "paused", { type: "stepper", params: { to: 3 }, pauseHolds: ["maintenance", "quota"] })],
+        [{ id: "job:h1", explicit: false, phase: "running" }],
+        []
+      )
+      const engine = JobDriver.layer(Stepper).pipe(
+        Layer.provideMerge(Jobs.layerDurable().pipe(Layer.provide(JobStore.sqlite({ filename })))),
+        Layer.orDie
+      )
+      const result = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        yield* jobs.awaitStatus("h1", "paused")
+        // Read now: `get` gives the live job.
+        const parked = (yield* jobs.get("h1")).pauseHolds
+        // Not the user's pause: resume is refused, and the holds stay.
+        const resumed = yield* Effect.exit(jobs.resume("h1"))
+        // Holding for one reason and letting go leaves the other hold in place.
+        yield* Effect.scoped(jobs.hold("h1", "maintenance"))
+        const afterOne = { pauseHolds: (yield* jobs.get("h1")).pauseHolds, status: (yield* jobs.get("h1")).status }
+        const stepsAfterOne = steps.length
+        // A hold for a reason that was not restored is a hold of its own: released, the job is still held.
+        yield* Effect.scoped(jobs.hold("h1", "other"))
+        const stillHeld = (yield* jobs.get("h1")).pauseHolds
+        yield* Effect.scoped(jobs.hold("h1", "quota"))
+        yield* jobs.awaitStatus("h1", "concluded")
+        return { parked, resumed, afterOne, stepsAfterOne, stillHeld }
+      }).pipe(Effect.provide(engine)))
+
+      assert.deepStrictEqual(result.parked, ["maintenance", "quota"])
+      assert.isTrue(Exit.isFailure(result.resumed))
+      assert.deepStrictEqual(result.afterOne.pauseHolds, ["quota"])
+      assert.strictEqual(result.afterOne.status, "paused")
+      assert.strictEqual(result.stepsAfterOne, 0)
+      assert.deepStrictEqual(result.stillHeld, ["quota"])
+      assert.deepStrictEqual(steps, [1, 2, 3])
+    }))
+
+  it.live("a transaction whose commit was decided commits after a restart: its members' commits run again from their checkpoints", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempDb
+      const calls: Array<string> = []
+      const Committer = JobDriver.make({
+        type: "committer",
+        resumable: true,
+        params: Schema.Struct({ failPrepare: Schema.Boolean }),
+        make: (params, handle) =>
+          Effect.succeed({
+            run: Effect.void,
+            prepare: params.failPrepare
+              ? Effect.fail(new Error("its copy is gone"))
+              : Effect.sync(() => calls.push(`${handle.id}:prepare:${JSON.stringify(handle.resumedFrom)}`)),
+            commit: Effect.sync(() => calls.push(`${handle.id}:commit`)),
+            abort: Effect.sync(() => calls.push(`${handle.id}:abort`))
+          })
+      })
+      const member = (id: string, failPrepare: boolean) =>
+        job(id, "t1", "pending", { type: "committer", params: { failPrepare }, manualDismiss: true })
+      yield* crashedState(
+        filename,
+        [member("m1", false), member("m2", false), member("m3", true)],
+        [{ id: "t1", explicit: true, phase: "committing" }],
+        []
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* JobStore.JobStore
+        const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
+        yield* owned.commit({ checkpoints: [{ job: "m1", data: { copy: 1 } }, { job: "m2", data: { copy: 2 } }] })
+      })).pipe(Effect.provide(JobStore.sqlite({ filename })))
+      const engine = JobDriver.layer(Committer).pipe(
+        Layer.provideMerge(Jobs.layerDurable().pipe(Layer.provide(JobStore.sqlite({ filename })))),
+        Layer.orDie
+      )
+      const result = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        const rows = new Map((yield* jobs.list).map((row) => [row.id, row]))
+        return { report, rows }
+      }).pipe(Effect.provide(engine)))
+
+      // Newest first, every prepare before any commit, as when the decision was taken.
+      assert.deepStrictEqual(calls, ["m2:prepare:{\"copy\":2}", "m1:prepare:{\"copy\":1}", "m3:abort", "m2:commit", "m1:commit"])
+      assert.deepStrictEqual(result.report.committed, ["m2", "m1"])
+      assert.deepStrictEqual(result.report.commitFailed.map((f) => f.id), ["m3"])
+      assert.match(result.report.commitFailed[0]!.error, /the server stopped during the commit, which could not be completed: .*its copy is gone/)
+      assert.isUndefined(result.rows.get("m1")?.error)
+      assert.isUndefined(result.rows.get("m2")?.error)
+      assert.match(result.rows.get("m3")?.error ?? "", /its copy is gone/)
+      for (const id of ["m1", "m2", "m3"]) assert.strictEqual(result.rows.get(id)?.status, "concluded")
+    }))
 })

@@ -66,7 +66,7 @@ const close = (engine: EngineState): Effect.Effect<void> =>
     engine.hub.end()
   })
 
-const nothingRecovered: RecoveryReport = { concluded: [], committed: [], interrupted: [], resumed: [] }
+const nothingRecovered: RecoveryReport = { concluded: [], committed: [], interrupted: [], resumed: [], commitFailed: [] }
 
 export type StoreOpenError = StoreOwned | StoreTooNew | StoreUnavailable | StoreCorrupt | StoreWriteFailed
 

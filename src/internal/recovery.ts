@@ -4,15 +4,21 @@
  * - A CONCLUDED job (one waiting for its dismissal) comes back as it was,
  *   error included; its transaction keeps its outcome.
  * - A transaction whose commit had been decided (phase `committing`) commits:
- *   its members that had not concluded yet conclude as succeeded. Their
- *   drivers' commits are not run again: the file drivers' own commit journals,
- *   recovered before the store, have finished or undone them on disk.
+ *   the store's decision stands, whatever the drivers had done when the server
+ *   stopped. Members of resumable drivers are made again from their last
+ *   checkpoint, prepared, and their `commit` runs again: such a driver tells
+ *   from its checkpoint what is already in place (the file drivers' commit
+ *   journals, recovered before the store, have finished the renames they
+ *   recorded; the rest are done now). A member whose commit cannot be
+ *   completed concludes with the error; the others as succeeded. Members of
+ *   other drivers conclude as succeeded without their commit.
  * - A transaction whose unconcluded members all have a `resumable` driver, and
  *   that was still running or PENDING, comes back: each member in the status
- *   it had, its user pause kept (pause holds are not: nobody holds them any
- *   more), its callbacks made again with `handle.resumedFrom` = its last
- *   checkpoint; a member that was running (paused, ready, on standby) runs
- *   again and parks at once if its user had paused it; one that was WAITING or
+ *   it had, its user pause and its pause holds kept (a hold is unclaimed
+ *   until a program holds the job for the same reason again: `pauseHolds.ts`),
+ *   its callbacks made again with `handle.resumedFrom` = its last checkpoint;
+ *   a member that was running (paused, ready, on standby) runs again and
+ *   parks at once if it is still paused; one that was WAITING or
  *   PENDING waits there as before.
  * - Every other job that had not concluded fails with `interrupted: the server
  *   stopped while the job was <status>`: it comes back in its status, a parked
@@ -25,13 +31,14 @@
  * with the sequence numbers following on from them.
  * @internal
  */
-import { Effect, Exit } from "effect"
+import { Effect, Exit, type Schema } from "effect"
 import type { JobStatus } from "../JobStatus.ts"
 import type { Checkpoint, StoredJob, StoredTxn } from "../store/records.ts"
 import { finalizeJob } from "./conclude.ts"
 import type { Drivers } from "./create.ts"
 import { JobHandleImpl } from "./jobHandle.ts"
-import { type EngineState, JobRecord } from "./jobRecord.ts"
+import { causeMessage, type EngineState, JobRecord } from "./jobRecord.ts"
+import { restoreHoldsUnsafe } from "./pauseHolds.ts"
 import { soloTxnId } from "./persistence.ts"
 import { committed, TxnState } from "./txnState.ts"
 
@@ -45,6 +52,8 @@ export interface RecoveryReport {
   readonly interrupted: ReadonlyArray<{ readonly id: string; readonly status: JobStatus }>
   /** Jobs of resumable drivers that go on, with the status each had. */
   readonly resumed: ReadonlyArray<{ readonly id: string; readonly status: JobStatus }>
+  /** Jobs whose transaction's commit had been decided, but whose own commit could not be completed. */
+  readonly commitFailed: ReadonlyArray<{ readonly id: string; readonly error: string }>
 }
 
 export const interruptedMessage = (status: JobStatus): string =>
@@ -71,19 +80,22 @@ const restore = (engine: EngineState, stored: StoredJob, txn: TxnState): JobReco
   return job
 }
 
-/** The driver's callbacks, made again from the stored parameters; whether that was possible. */
-const remake = (drivers: Drivers, job: JobRecord): Effect.Effect<boolean> => {
+/** The driver's callbacks, made again from the stored parameters (set on the job when that succeeds). */
+const remakeExit = (drivers: Drivers, job: JobRecord): Effect.Effect<Exit.Exit<unknown, unknown>> => {
   const driver = drivers.get(job.type)
-  if (driver === undefined) return Effect.succeed(false)
-  return Effect.flatMap(
+  if (driver === undefined) return Effect.succeed(Exit.fail(`no driver for job type '${job.type}'`))
+  return Effect.tap(
     Effect.exit(Effect.flatMap(driver.decode(job.storedParams ?? {}), (params) => driver.make(params, job.handle!))),
     (made) =>
       Effect.sync(() => {
         if (Exit.isSuccess(made)) job.callbacks = made.value
-        return Exit.isSuccess(made)
       })
   )
 }
+
+/** Whether the driver's callbacks could be made again. */
+const remake = (drivers: Drivers, job: JobRecord): Effect.Effect<boolean> =>
+  Effect.map(remakeExit(drivers, job), Exit.isSuccess)
 
 /** Statuses a resumable job comes back in: before any decision of its transaction. */
 const resumableStatuses: ReadonlySet<JobStatus> = new Set<JobStatus>([
@@ -112,9 +124,13 @@ const resumeUnsafe = (job: JobRecord, stored: StoredJob, start: (job: JobRecord)
     job.runReturned = false
     job.paused = true
     job.pauseCount = 1 + (stored.userPaused ? 1 : 0)
+    restoreHoldsUnsafe(job, stored.pauseHolds)
     return
   }
-  if (returned(stored.status)) return
+  if (returned(stored.status)) {
+    restoreHoldsUnsafe(job, stored.pauseHolds)
+    return
+  }
   job.status = "running"
   // Its driver reports its progress again, from what its checkpoint covers.
   job.current = 0
@@ -122,8 +138,41 @@ const resumeUnsafe = (job: JobRecord, stored: StoredJob, start: (job: JobRecord)
   job.runReturned = false
   job.busy = true
   job.pauseCount = stored.userPaused ? 1 : 0
+  restoreHoldsUnsafe(job, stored.pauseHolds)
   start(job)
 }
+
+export const recommitMessage = (detail: string): string =>
+  `the server stopped during the commit, which could not be completed: ${detail}`
+
+/**
+ * The members of a transaction whose commit was decided, made again from
+ * their last checkpoints when their driver is resumable, then prepared (newest
+ * first, as before the decision): their commits run again, and such a driver
+ * finds from its checkpoint what had already been put in place. A member that
+ * cannot be made or prepared again keeps the error and takes its `abort`.
+ * Members of other drivers conclude without their commit, which may or may
+ * not have run.
+ */
+const prepareRecommit = (
+  drivers: Drivers,
+  newestFirst: ReadonlyArray<JobRecord>,
+  checkpointOf: ReadonlyMap<string, Schema.Json>
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const again = newestFirst.filter((job) => drivers.get(job.type)?.resumable === true)
+    for (const job of again) {
+      job.resumedFrom = checkpointOf.get(job.id!)
+      const made = yield* remakeExit(drivers, job)
+      if (Exit.isFailure(made)) job.recordError(recommitMessage(causeMessage(made.cause)))
+    }
+    for (const job of again) {
+      const prepare = job.callbacks?.prepare
+      if (job.error !== undefined || prepare === undefined) continue
+      const prepared = yield* Effect.exit(prepare)
+      if (Exit.isFailure(prepared)) job.recordError(recommitMessage(causeMessage(prepared.cause)))
+    }
+  })
 
 export const recover = (
   engine: EngineState,
@@ -140,7 +189,8 @@ export const recover = (
       concluded: [] as Array<string>,
       committed: [] as Array<string>,
       interrupted: [] as Array<{ id: string; status: JobStatus }>,
-      resumed: [] as Array<{ id: string; status: JobStatus }>
+      resumed: [] as Array<{ id: string; status: JobStatus }>,
+      commitFailed: [] as Array<{ id: string; error: string }>
     }
     const checkpointOf = new Map(checkpoints.map((c) => [c.job, c.data]))
     const storedTxns = new Map(txns.map((txn) => [txn.id, txn]))
@@ -190,9 +240,12 @@ export const recover = (
       report.concluded.push(...restored.filter((job) => job.status === "concluded").map((job) => job.id!))
       txn.finalizationBegun = true
       if (phase === "committing" || phase === "committed") {
-        for (const job of open.slice().reverse()) {
+        const newestFirst = open.slice().reverse()
+        yield* prepareRecommit(drivers, newestFirst, checkpointOf)
+        for (const job of newestFirst) {
           if (job.status !== "pending") job.transition("pending")
-          report.committed.push(job.id!)
+          if (job.error === undefined) report.committed.push(job.id!)
+          else report.commitFailed.push({ id: job.id!, error: job.error })
           yield* finalizeJob(job)
         }
         txn.settleUnsafe(committed)

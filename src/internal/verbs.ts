@@ -37,7 +37,8 @@ import { liftUserPause } from "./cancelRequest.ts"
 import { dismiss } from "./conclude.ts"
 import { runJob } from "./completion.ts"
 import { causeMessage, type EngineState, JobRecord } from "./jobRecord.ts"
-import { enterUnsafe, pauseUnsafe, resumeUnsafe } from "./pausing.ts"
+import { acquireHoldUnsafe, releaseHoldUnsafe } from "./pauseHolds.ts"
+import { enterUnsafe, pauseUnsafe } from "./pausing.ts"
 import { finalizeTxn } from "./txn.ts"
 
 /** What an act returns when it found the transaction being finalized after all: wait, then look again. */
@@ -183,20 +184,12 @@ export const change = (engine: EngineState, ref: JobRef, options: unknown) =>
     return Effect.catchCause(traceCallback(job, "change", callback(options)), callbackFailed(job, "change"))
   })
 
-/** A pause request held for the scope's lifetime. */
+/** A pause request held for the scope's lifetime (or a restored one taken over: `pauseHolds.ts`). */
 export const hold = (engine: EngineState, ref: JobRef, reason: string) =>
   Effect.asVoid(Effect.flatMap(lookup(engine, ref), (job) =>
     Effect.acquireRelease(
-      Effect.sync(() => {
-        const key = {}
-        ;(job.holds ??= new Map()).set(key, reason)
-        pauseUnsafe(job)
-        return key
-      }),
-      (key) =>
-        Effect.sync(() => {
-          if (job.holds?.delete(key)) resumeUnsafe(job)
-        })
+      Effect.sync(() => acquireHoldUnsafe(job, reason)),
+      (key) => Effect.sync(() => releaseHoldUnsafe(job, key))
     )))
 
 export const enter = (engine: EngineState, ref: JobRef) =>
