@@ -34,6 +34,7 @@ import type {
 import type { JobEvent } from "./JobEvent.ts"
 import type { JobStatus } from "./JobStatus.ts"
 import type { JobTxn } from "./JobTxn.ts"
+import type { StoreNotice } from "./StoreNotice.ts"
 import { makeEngine, makeEngineWith, type StoreOpenError } from "./internal/engine.ts"
 import type { RecoveryReport } from "./internal/recovery.ts"
 import { JobStore } from "./JobStore.ts"
@@ -184,6 +185,13 @@ export interface JobsService {
    * (`StoreNotRecovered`) until it has run. Without a store: nothing to do.
    */
   readonly recover: Effect.Effect<RecoveryReport>
+  /**
+   * With a durable store: its notices from now on (`StoreNotice.ts`) —
+   * `StoreUnwritable` when a write fails, once per outage, `StoreWritable`
+   * when one succeeds again. The stream ends when the engine closes; without
+   * a store it never emits.
+   */
+  readonly storeNotices: Stream.Stream<StoreNotice>
 }
 
 /**

@@ -33,4 +33,6 @@ export * as RateLimit from "./RateLimit.ts"
 /** @since 0.1.0 */
 export * as RateMeter from "./RateMeter.ts"
 /** @since 0.1.0 */
+export * as StoreNotice from "./StoreNotice.ts"
+/** @since 0.1.0 */
 export * as FileDrivers from "./drivers/layer.ts"

@@ -15,8 +15,8 @@ import type { JobEvent } from "../src/JobEvent.ts"
 import * as Jobs from "../src/Jobs.ts"
 import * as JobStore from "../src/JobStore.ts"
 import type { StoredJob, StoredTxn } from "../src/store/records.ts"
-import type { JobStoreService } from "../src/store/service.ts"
 import * as Testing from "../src/testing.ts"
+import { failingStore } from "./helpers/failingStore.ts"
 
 const tempDb = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(join(os.tmpdir(), "ej-durable-"))),
@@ -181,33 +181,12 @@ describe("Jobs.layerDurable", () => {
     Effect.gen(function*() {
       const failing = yield* Ref.make(false)
       // The memory store, with commits that fail while `failing` is set (a full disk).
-      const flaky = Layer.effect(
-        JobStore.JobStore,
-        Effect.gen(function*() {
-          const inner: JobStoreService = yield* Effect.provide(
-            Effect.gen(function*() {
-              return yield* JobStore.JobStore
-            }),
-            JobStore.memory
-          )
-          return {
-            ...inner,
-            acquire: (owner, options) =>
-              Effect.map(inner.acquire(owner, options), (owned) => ({
-                ...owned,
-                commit: (batch) =>
-                  Effect.flatMap(Ref.get(failing), (fail) =>
-                    fail
-                      ? Effect.fail(new JobStore.StoreWriteFailed({ store: "memory", operation: "commit", reason: "no space left on device" }))
-                      : owned.commit(batch))
-              }))
-          }
-        })
-      )
+      const flaky = failingStore(JobStore.memory, failing)
       yield* Effect.scoped(Effect.gen(function*() {
         const jobs = yield* Jobs.Jobs
         yield* jobs.recover
         const events = yield* jobs.subscribe()
+        const notices = yield* Effect.forkScoped(Stream.runCollect(Stream.take(jobs.storeNotices, 2)), { startImmediately: true })
         yield* Ref.set(failing, true)
         // Its commit waits for the store: a decision is stored before any driver commits.
         const first = yield* jobs.run({ type: "test", id: "first", params: { iterations: 1 } })
@@ -229,6 +208,12 @@ describe("Jobs.layerDurable", () => {
         assert.deepStrictEqual(seen.map((e) => e.seq), seen.map((_, i) => i + 1))
         const again = yield* jobs.run({ type: "test", id: "third", params: { iterations: 1 } })
         assert.strictEqual((yield* jobs.awaitOutcome(again))._tag, "Succeeded")
+        // The outage was told as it began and as it ended, once each.
+        const [unwritable, writable] = yield* Fiber.join(notices)
+        assert.strictEqual(unwritable?._tag, "StoreUnwritable")
+        assert.include(unwritable?._tag === "StoreUnwritable" ? unwritable.error : "", "no space left on device")
+        assert.strictEqual(writable?._tag, "StoreWritable")
+        assert.isAtLeast(writable?._tag === "StoreWritable" ? writable.unwritableMillis : -1, 0)
       }).pipe(Effect.provide(engineOn(flaky))))
     }))
 

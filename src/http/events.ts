@@ -16,6 +16,10 @@
  * number kept, and a fresh snapshot of the jobs at `seq`; the events after
  * `seq` follow. Its `id` is `seq`, so a reconnect resumes from there.
  *
+ * With a durable store, its notices (`StoreNotice.ts`) come as they happen:
+ * `event: StoreUnwritable` or `StoreWritable`, with no `id` (they are not in
+ * the log, and a reconnect does not get them again).
+ *
  * A comment (`: heartbeat`) goes out every `heartbeatInterval` (15 s). As the
  * server stops, each stream gets the events still on their way, then
  * `event: shutdown`, and ends.
@@ -39,6 +43,7 @@ import { HttpServerResponse } from "effect/http"
 import type { HttpServerRequest } from "effect/http"
 import type { EventsOverflow } from "../JobError.ts"
 import type { JobEvent } from "../JobEvent.ts"
+import type { StoreNotice } from "../StoreNotice.ts"
 import type { Reset } from "./api.ts"
 import { badRequest, type BadRequest } from "./errors.ts"
 import type { ActiveStream, HttpStateShape } from "./state.ts"
@@ -61,6 +66,10 @@ export const encodeJobEvent = (event: JobEvent): Uint8Array => {
   }
   return bytes
 }
+
+/** A store notice: `event: StoreUnwritable` or `StoreWritable`, and no `id`, so a client's cursor stays where it was. */
+const encodeStoreNotice = (notice: StoreNotice): Uint8Array =>
+  utf8.encode(Sse.encoder.write({ _tag: "Event", id: undefined, event: notice._tag, data: JSON.stringify(notice) }))
 
 const encodeReset = (reset: Reset): Uint8Array =>
   utf8.encode(Sse.encoder.write({ _tag: "Event", id: String(reset.seq), event: "reset", data: JSON.stringify(reset) }))
@@ -198,6 +207,10 @@ const body = (
         onFailure: (cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : tooSlow
       }),
       Effect.raceFirst(Effect.andThen(Deferred.await(state.closing), finish)),
+      Effect.forkScoped
+    )
+    // A durable store's notices, as they come: outside the log, so with no `id` to resume from.
+    yield* Stream.runForEach(state.jobs.storeNotices, (notice) => Effect.sync(() => send(encodeStoreNotice(notice), 0))).pipe(
       Effect.forkScoped
     )
     // A comment when nothing else waits to be written: one is enough to keep the connection open.

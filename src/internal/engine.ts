@@ -17,6 +17,7 @@ import { FiberCount } from "./fiberCount.ts"
 import type { EngineState, JobRecord } from "./jobRecord.ts"
 import { Persistence } from "./persistence.ts"
 import { recover, type RecoveryReport } from "./recovery.ts"
+import { StoreNotices } from "./storeNotices.ts"
 import * as verbs from "./verbs.ts"
 import type { JobStoreService } from "../store/service.ts"
 import { processOwner } from "../store/lease.ts"
@@ -111,6 +112,9 @@ export const makeEngineWith = (
       tracing: Tracing.fromContext(context),
       persistence: undefined
     }
+    const notices = new StoreNotices()
+    // Runs after the store's last flush (finalizers run in reverse): a failure of that one is told too.
+    yield* Effect.addFinalizer(() => Effect.sync(() => notices.end()))
     if (owned !== undefined) {
       const persistence = new Persistence({
         owned,
@@ -119,7 +123,8 @@ export const makeEngineWith = (
         now: () => clock.currentTimeMillisUnsafe(),
         onFailure: () => {
           metrics.storeWriteFailures.value++
-        }
+        },
+        notices
       })
       engine.persistence = persistence
       const writer = yield* Effect.forkDetach(persistence.writer)
@@ -189,6 +194,7 @@ export const makeEngineWith = (
       events: Stream.unwrap(subscribe()),
       awaitDelivered: Effect.suspend(() => engine.hub.awaitDelivered()),
       durable: engine.persistence === undefined ? Effect.void : engine.persistence.durable,
+      storeNotices: notices.stream,
       recover: Effect.suspend(() => {
         const persistence = engine.persistence
         if (persistence === undefined || persistence.recovered) return Effect.succeed(nothingRecovered)

@@ -9,9 +9,10 @@
  * the store could still lose.
  *
  * A commit that fails (disk full, database down, lease lost) is reported once
- * as a log line, counted in a metric, and retried with a growing delay; what it
- * held stays pending, nothing is dropped. Meanwhile `failure` is set, and new
- * jobs are refused (`StoreNotWritable`) until a commit succeeds again.
+ * per outage as a log line and a notice (`StoreNotice.ts`), counted in a
+ * metric, and retried with a growing delay; what it held stays pending,
+ * nothing is dropped. Meanwhile `failure` is set, and new jobs are refused
+ * (`StoreNotWritable`) until a commit succeeds again, which is told too.
  * @internal
  */
 import { Duration, Effect } from "effect"
@@ -20,6 +21,7 @@ import type { OwnedStore } from "../store/service.ts"
 import type { Checkpoint, StoredJob, StoredTxn } from "../store/records.ts"
 import type { EventHub } from "./eventHub.ts"
 import type { JobRecord } from "./jobRecord.ts"
+import type { StoreNotices } from "./storeNotices.ts"
 import type { TxnState } from "./txnState.ts"
 
 /** A job's own one-job transaction is stored under its job's id. */
@@ -54,6 +56,8 @@ export class Persistence {
   private readonly txnIds = new WeakMap<TxnState, string>()
   /** Why the last commit failed; `undefined` once one succeeds. */
   failure: string | undefined = undefined
+  /** When the first commit of the current outage failed. */
+  private failedAt = 0
   /** The stored jobs have been brought back (`Jobs.recover`): new jobs may be created. */
   recovered = false
   /** Events committed since the store's event log was last trimmed. */
@@ -64,6 +68,7 @@ export class Persistence {
   private readonly hub: EventHub
   private readonly now: () => number
   private readonly onFailure: () => void
+  private readonly notices: StoreNotices
   /** Events the store keeps, as the hub's log does (at least 1,000: a trim is a write). */
   private readonly retained: number
   constructor(options: {
@@ -73,6 +78,8 @@ export class Persistence {
     readonly now: () => number
     /** A commit failed (for the metrics). */
     readonly onFailure: () => void
+    /** Where an outage's start and end are told. */
+    readonly notices: StoreNotices
   }) {
     const { hub, owned } = options
     this.owned = owned
@@ -80,6 +87,7 @@ export class Persistence {
     this.hub = hub
     this.now = options.now
     this.onFailure = options.onFailure
+    this.notices = options.notices
     this.retained = Math.max(hub.retained, 1000)
     hub.gate = (event) => {
       this.events.push(event)
@@ -271,6 +279,10 @@ export class Persistence {
       onSuccess: () =>
         Effect.sync(() => {
           this.committing = false
+          if (this.failure !== undefined) {
+            const now = this.now()
+            this.notices.publish({ _tag: "StoreWritable", timestamp: now, unwritableMillis: now - this.failedAt })
+          }
           this.failure = undefined
           this.hub.deliver(events)
           this.settleWaits(number)
@@ -291,6 +303,10 @@ export class Persistence {
           this.onFailure()
           const first = this.failure === undefined
           this.failure = error.message
+          if (first) {
+            this.failedAt = this.now()
+            this.notices.publish({ _tag: "StoreUnwritable", timestamp: this.failedAt, error: error.message })
+          }
           if (this.closing) this.abandon()
           else this.releaseReplies()
           return first

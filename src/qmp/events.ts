@@ -9,8 +9,12 @@
  *   with `{type, device, len, offset, speed}`.
  *
  * The engine publishes them in QEMU's order; they are forwarded in that order.
+ *
+ * A durable store's notices, which QEMU has no counterpart of, are
+ * `STORE_UNWRITABLE {error}` and `STORE_WRITABLE {unwritable-ms}`.
  */
 import type { JobEvent } from "../JobEvent.ts"
+import type { StoreNotice } from "../StoreNotice.ts"
 
 /** The job types QEMU's block layer runs; `block-job-*` commands and events see only these. */
 export const defaultBlockJobTypes: ReadonlyArray<string> = ["backup", "mirror", "commit", "stream"]
@@ -50,3 +54,9 @@ export const toQmpEvent = (event: JobEvent, blockJobTypes: ReadonlySet<string>):
       return blockJobTypes.has(event.type) ? { event: "BLOCK_JOB_CANCELLED", data: progress(event) } : undefined
   }
 }
+
+/** The QMP event for a store notice. */
+export const storeNoticeEvent = (notice: StoreNotice): QmpEvent =>
+  notice._tag === "StoreUnwritable"
+    ? { event: "STORE_UNWRITABLE", data: { error: notice.error } }
+    : { event: "STORE_WRITABLE", data: { "unwritable-ms": notice.unwritableMillis } }

@@ -50,7 +50,7 @@ import { commandTable } from "./commands/index.ts"
 import { type Admitted, type Client, serveConnection } from "./connection.ts"
 import * as Deadlines from "./deadlines.ts"
 import { GenericError } from "./errors.ts"
-import { defaultBlockJobTypes, toQmpEvent } from "./events.ts"
+import { defaultBlockJobTypes, storeNoticeEvent, toQmpEvent } from "./events.ts"
 import { InputBudget, maxLineBytes } from "./framing.ts"
 import { JobInfoText } from "./jobInfoText.ts"
 import { type Arrival, type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
@@ -205,6 +205,16 @@ export const make = (
           yield* flushNow()
         }
       }),
+      { startImmediately: true }
+    )
+
+    // A durable store's notices: after the job events handed out so far, to every negotiated client.
+    yield* Effect.forkScoped(
+      Stream.runForEach(jobs.storeNotices, (notice) =>
+        flushNow(() => {
+          const qmp = storeNoticeEvent(notice)
+          broadcast(eventLine(qmp.event, qmp.data, now()))
+        })),
       { startImmediately: true }
     )
 

@@ -498,6 +498,9 @@ describe("effect-jobs serve with a store, killed and started again", () => {
           startImmediately: true
         })
         yield* started.server.waitFor(/effect-jobs: the job store cannot be written, new jobs are refused: .*disk is full/)
+        // Clients are told too, with the store's reason.
+        const unwritable = client.messages[yield* client.awaitMessage((m) => m.event === "STORE_UNWRITABLE")]!
+        assert.match(String(unwritable.data?.error), /disk is full/)
 
         // The running backup goes on copying.
         const progress = (yield* fetchJson(`${url}/api/jobs/b1`)).json.currentProgress as number
@@ -530,6 +533,9 @@ describe("effect-jobs serve with a store, killed and started again", () => {
           Effect.flatMap(execute(client, "backup", { "job-id": "b4", source: "src", target: "dst4" }), (reply) =>
             "return" in reply ? Effect.void : Effect.fail(reply.error))
         ))
+        const writable = client.messages[yield* client.awaitMessage((m) => m.event === "STORE_WRITABLE")]!
+        assert.isAbove(Number(writable.data?.["unwritable-ms"]), 0)
+        assert.strictEqual(client.messages.filter((m) => m.event === "STORE_UNWRITABLE").length, 1)
         const ids = (yield* queryJobs(client)).map((job) => job.id)
         assert.deepStrictEqual(ids.filter((id) => id !== "b4"), ["b1"]) // b4 may be done already
         assert.deepStrictEqual(
