@@ -12,9 +12,9 @@
  *
  * - `memory`: in process memory; nothing survives the process.
  * - `sqlite({ filename })`: a SQLite file in WAL mode, on `node:sqlite`.
- * - `postgres({ url })`: a Postgres database, on `@effect/sql-pg` (installed
- *   beside effect-jobs by the programs that use it, and loaded when the layer
- *   is built).
+ * - `postgres({ url })`: a Postgres database, on `@effect/sql-pg` (an
+ *   optional peer dependency, installed beside effect-jobs by the programs
+ *   that use it, and loaded when the layer is built).
  *
  * The engine writes to it when built with `Jobs.layerDurable` (see
  * docs/durability.md).

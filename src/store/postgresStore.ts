@@ -1,8 +1,9 @@
 /**
  * The job store in a Postgres database, on `@effect/sql-pg`: the store a
- * fleet of servers shares (one owner at a time). `@effect/sql-pg` is not a
- * dependency of effect-jobs: it is loaded only when a Postgres store is
- * opened, so programs that keep their jobs elsewhere need not install it.
+ * fleet of servers shares (one owner at a time). `@effect/sql-pg` is an
+ * optional peer dependency of effect-jobs: it is loaded only when a Postgres
+ * store is opened, so programs that keep their jobs elsewhere need not
+ * install it.
  *
  * @since 0.1.0
  */

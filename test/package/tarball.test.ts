@@ -121,8 +121,12 @@ describe("the packed package", () => {
       const manifest = JSON.parse(fs.readFileSync(join(scratch, "node_modules", "effect-jobs", "package.json"), "utf8")) as {
         readonly dependencies?: Record<string, string>
         readonly peerDependencies?: Record<string, string>
+        readonly peerDependenciesMeta?: Record<string, { readonly optional?: boolean }>
       }
-      assert.deepStrictEqual(Object.keys(manifest.peerDependencies ?? {}).sort(), ["@effect/platform-node", "effect"])
+      assert.deepStrictEqual(Object.keys(manifest.peerDependencies ?? {}).sort(), ["@effect/platform-node", "@effect/sql-pg", "effect"])
+      // The Postgres driver only for those who use a Postgres store: optional, so not installed here.
+      assert.deepStrictEqual(manifest.peerDependenciesMeta, { "@effect/sql-pg": { optional: true } })
+      assert.isFalse(fs.existsSync(join(scratch, "node_modules", "@effect", "sql-pg")))
       assert.deepStrictEqual(manifest.dependencies ?? {}, {})
       assert.isTrue(fs.existsSync(join(scratch, "node_modules", "effect-jobs", "LICENSE")))
 
@@ -135,5 +139,14 @@ describe("the packed package", () => {
       ok(bin, "the bin")
       const { version } = JSON.parse(fs.readFileSync(join(root, "package.json"), "utf8")) as { version: string }
       assert.strictEqual(bin.stdout.trim(), `effect-jobs v${version}`)
+
+      // A Postgres store without its driver: exit 1, saying what to install.
+      const noDriver = yield* exec(
+        node,
+        [join(scratch, "node_modules", ".bin", "effect-jobs"), "serve", "--socket", join(scratch, "s.sock"), "--store", "postgres://jobs@127.0.0.1:1/jobs"],
+        scratch
+      )
+      assert.strictEqual(noDriver.code, 1, noDriver.stderr)
+      assert.include(noDriver.stderr, "npm install @effect/sql-pg")
     }).pipe(Effect.scoped), { timeout: 120_000 })
 })
