@@ -1,5 +1,5 @@
 /**
- * Where a backup can go on from after a restart: every `checkpointInterval`
+ * Where a backup or a mirror can go on from after a restart: every `checkpointInterval`
  * bytes the copy is fsynced and a checkpoint recorded (`JobHandle.checkpoint`)
  * with the temporary copy's path, the offset it holds up to, and the source's
  * identity (device, inode, size, modification time). A restarted server's
@@ -8,7 +8,9 @@
  * offset.
  *
  * Only what was fsynced before the checkpoint is counted on: a crash loses at
- * most what was copied after it, which is copied again.
+ * most what was copied after it, which is copied again. A copy that is whole
+ * (a backup's at its end, a mirror's whenever it is in sync) gets a last
+ * checkpoint marked `complete`.
  * @internal
  */
 import { Effect, type FileSystem, Option, Schema } from "effect"
@@ -28,7 +30,13 @@ const SourceIdentity = Schema.Struct({
 export const CopyCheckpoint = Schema.Struct({
   temp: Schema.String,
   offset: Schema.Number,
-  source: SourceIdentity
+  source: SourceIdentity,
+  /**
+   * The copy was whole when this was taken: a job brought back WAITING or
+   * PENDING commits it as it is, whatever its source has become since (a
+   * mirror's source goes on changing after its completion).
+   */
+  complete: Schema.optionalKey(Schema.Boolean)
 })
 
 export type CopyCheckpoint = typeof CopyCheckpoint.Type

@@ -28,9 +28,15 @@
  *   path untouched.
  * - `prepare`, `commit`, `abort`, `clean`: as for `backup`.
  * - With a durable store it is `resumable`, as a backup is: its first copy
- *   records checkpoints, and after a restart it goes on with that copy from its
- *   checkpoint (the source must be the same file; its content may have
- *   changed: the first round catches up), then reaches READY again.
+ *   records checkpoints, and whenever the copy is whole and in sync — on
+ *   reaching READY, after a round that brought it back in sync, and last when
+ *   `run` returns — it is fsynced and a checkpoint marked complete is
+ *   recorded. After a restart a mirror that was running, paused, READY or on
+ *   standby goes on with its copy from its checkpoint (the source must be the
+ *   same file; its content may have changed: the first round in READY compares
+ *   it all and catches up) without copying again what the checkpoint covers,
+ *   and reaches READY again; one that was WAITING or PENDING has its copy
+ *   reopened by `make` and commits it as it was at completion.
  *
  * @since 0.1.0
  */
@@ -59,7 +65,7 @@ import {
 } from "./chunkCopy.ts"
 import type { FileJobError } from "./errors.ts"
 import { io } from "./fileOps.ts"
-import { checkpointEvery, resumeOffset } from "./resumeCopy.ts"
+import { checkpointEvery, completeCheckpoint, reopenCompleteCopy, resumeOffset } from "./resumeCopy.ts"
 
 /**
  * The mirror driver with the given tuning.
@@ -80,6 +86,7 @@ export const makeDriver = (
         const { job, limiter, chunkSize } = yield* startFileJob(params, handle, options)
         // Again on the file opened: the path may have named another one at `check`.
         yield* Effect.onError(refuseUnreportedSize(job), () => release(job))
+        yield* Effect.onError(reopenCompleteCopy(job, handle), () => release(job))
         const pollInterval = pollIntervalOf(options)
         let completeRequested = false
 
@@ -88,8 +95,9 @@ export const makeDriver = (
           const size = sizeOf(source)
           yield* handle.setRemaining(size)
           const from = yield* resumeOffset(job, handle, source, "file")
-          if (from === 0) yield* createTemp(job, source)
-          else yield* handle.update(from)
+          // A copy `make` reopened is gone on with even from 0 (a whole copy of an empty source).
+          if (job.tempFile === undefined) yield* createTemp(job, source)
+          if (from > 0) yield* handle.update(from)
           // The first copy reads into one while the other is written; a round reads the source's chunk
           // into one and the copy's into the other.
           const buffers = takeBuffers(job, chunkSize)
@@ -98,10 +106,14 @@ export const makeDriver = (
           let snapshot = yield* snapshotSource(job)
           const every = checkpointEvery(handle, options)
           yield* copyAll(job, handle, limiter, buffers, size, false, from, every)
+          // Whole: a restart goes on with this copy (its first round compares it all) rather than copying it again.
+          yield* completeCheckpoint(job, handle)
           yield* handle.transitionToReady
 
           // READY: sync rounds when the source may have changed, until completed or soft-cancelled.
           let lastChanged = 1
+          /** Rounds have written to the copy since its last checkpoint. */
+          let unrecorded = false
           while (!completeRequested) {
             if (yield* handle.cancelRequested) return // soft cancel: commit the last finished round
             yield* handle.sleep(pollInterval) // parks here (STANDBY) while paused
@@ -111,6 +123,12 @@ export const makeDriver = (
             if (lastChanged > 0 || mayHaveChanged(snapshot, now)) {
               snapshot = now
               lastChanged = yield* syncRound(job, handle, limiter, sourceBuffer, copyBuffer)
+              if (lastChanged > 0) unrecorded = true
+              else if (unrecorded) {
+                // In sync again: the copy's length now is what a restart goes on from.
+                yield* completeCheckpoint(job, handle)
+                unrecorded = false
+              }
             }
           }
 
@@ -121,8 +139,9 @@ export const makeDriver = (
             if (changed === 0 || (yield* handle.cancelRequested)) return
           }
         })
-        // Whatever round came last, the committed copy has no permission bit the source lacks now.
-        const run = Effect.andThen(mirror, narrowCopyToSource(job))
+        // Whatever round came last, the committed copy has no permission bit the source lacks now; and it
+        // is what a job brought back WAITING or PENDING commits, so it gets the last checkpoint.
+        const run = mirror.pipe(Effect.andThen(narrowCopyToSource(job)), Effect.andThen(completeCheckpoint(job, handle)))
 
         return {
           run,

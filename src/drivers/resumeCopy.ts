@@ -32,28 +32,41 @@ export const resumeOffset = (job: FileJob, handle: JobHandle, source: FileSystem
   })
 
 /**
- * With a durable store, once `run` has copied everything: the copy fsynced and
- * a last checkpoint, so that a job brought back WAITING or PENDING (its `run`
- * is not run again) still has its copy to commit.
+ * With a durable store, once the copy is whole (a backup's when `run` has
+ * copied everything; a mirror's whenever it is in sync, and last when its
+ * `run` returns): the copy fsynced and a checkpoint marked `complete`, so that
+ * a job brought back WAITING or PENDING (its `run` is not run again) still has
+ * its copy to commit. `copied`: the copy's length; by default, its length now.
  */
-export const completeCheckpoint = (job: FileJob, handle: JobHandle, copied: number): Effect.Effect<void, FileIoError> =>
+export const completeCheckpoint = (
+  job: FileJob,
+  handle: JobHandle,
+  copied?: number
+): Effect.Effect<void, FileIoError> =>
   Effect.suspend(() => {
     const temp = job.tempFile
-    if (!handle.keepsCheckpoints || temp === undefined || job.rename === undefined) return Effect.void
-    return Effect.andThen(
-      io("fsync", job.rename.temp, temp.sync),
-      handle.checkpoint(checkpointOf(job.rename.temp, copied, job.sourceInfo))
-    )
+    const rename = job.rename
+    if (!handle.keepsCheckpoints || temp === undefined || rename === undefined) return Effect.void
+    return Effect.gen(function*() {
+      yield* io("fsync", rename.temp, temp.sync)
+      const length = copied ?? sizeOf(yield* io("inspect", rename.temp, temp.stat))
+      yield* handle.checkpoint({ ...checkpointOf(rename.temp, length, job.sourceInfo), complete: true })
+    })
   })
 
 /**
  * In `make`, for a job brought back after its copy was complete: its copy,
- * reopened, so that `prepare` and `commit` have it without `run`.
+ * reopened, so that `prepare` and `commit` have it without `run`. Complete is
+ * what the checkpoint says; one that does not say (those taken along a copy,
+ * and a backup's last one as older versions stored it) is complete when it
+ * covers the whole source.
  */
 export const reopenCompleteCopy = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError> =>
   Effect.suspend(() => {
     const checkpoint = resumedCheckpoint(handle)
-    if (checkpoint === undefined || checkpoint.offset !== sizeOf(job.sourceInfo)) return Effect.void
+    if (checkpoint === undefined) return Effect.void
+    const complete = checkpoint.complete ?? checkpoint.offset === sizeOf(job.sourceInfo)
+    if (!complete) return Effect.void
     return Effect.asVoid(reopenTemp(job, checkpoint.temp, checkpoint.offset))
   })
 
