@@ -155,11 +155,12 @@ const recoverStore = (spec: StoreSpec) =>
     const jobs = yield* Jobs
     const report = yield* jobs.recover
     if (spec._tag === "Memory") return
-    const { committed, concluded, interrupted, resumed } = report
+    const { commitFailed, committed, concluded, interrupted, resumed } = report
     if (concluded.length > 0) yield* Console.log(`kept ${concluded.length} concluded job(s): ${concluded.join(", ")}`)
     if (committed.length > 0) yield* Console.log(`committed ${committed.length} job(s) whose commit had begun: ${committed.join(", ")}`)
     for (const { id, status } of resumed) yield* Console.log(`resumed ${id} (${status})`)
     for (const { id, status } of interrupted) yield* Console.log(`failed ${id}: interrupted while ${status}`)
+    for (const { error, id } of commitFailed) yield* Console.log(`failed ${id}: ${error}`)
   })
 
 const run = (options: ServeOptions, spec: StoreSpec) =>
@@ -222,10 +223,15 @@ const run = (options: ServeOptions, spec: StoreSpec) =>
     yield* server.awaitShutdown
   }).pipe(Effect.scoped)
 
-/** The server with the file drivers; returns once it has stopped and every job is cancelled. */
-export const serve = (
-  options: ServeOptions
-): Effect.Effect<void, CommandFailed, FileSystem.FileSystem | Path.Path> =>
+/**
+ * The server with the file drivers and `drivers`, more job types registered
+ * beside them (before the store's jobs are brought back); returns once it
+ * has stopped and every job is cancelled.
+ */
+export const serveWith = (
+  drivers: Layer.Layer<never, never, Jobs | FileSystem.FileSystem | Path.Path>
+) =>
+(options: ServeOptions): Effect.Effect<void, CommandFailed, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     yield* exitOnSignalWith(0)
     const otlp = options.otlp ?? Option.none()
@@ -237,7 +243,7 @@ export const serve = (
     const spec = yield* resolveStore(options.store ?? Option.none(), socket)
     const jobsLayer = jobsLayerDurable().pipe(Layer.provideMerge(layerFor(spec)))
     yield* run(options, spec).pipe(
-      Effect.provide(FileDrivers.layer.pipe(Layer.provideMerge(jobsLayer))),
+      Effect.provide(Layer.mergeAll(FileDrivers.layer, drivers).pipe(Layer.provideMerge(jobsLayer))),
       // A store that cannot be opened (held by another server, not a database) stops the server: exit 1.
       Effect.mapError((error) =>
         error instanceof CommandFailed ? error : new CommandFailed({ reason: error.message, exitCode: exitCodes.failure })
@@ -249,6 +255,9 @@ export const serve = (
       Effect.provide(Option.isSome(otlp) ? Otlp.layer({ url: otlp.value }) : Layer.empty)
     )
   })
+
+/** The server with the file drivers only: `effect-jobs serve`. */
+export const serve = serveWith(Layer.empty)
 
 export const serveCommand = Command.make("serve", {
   socket: socketFlag(`Listen on this Unix socket (default ${Qmp.defaultSocketPath} unless --tcp is given)`),

@@ -35,7 +35,7 @@ import {
   TargetNotAFile
 } from "./errors.ts"
 import { describe, type Files, io, isNotFound, readAt, removeIfPresent, syncDirectory, writeAt } from "./fileOps.ts"
-import { checkpointOf, resumedCheckpoint } from "./copyCheckpoint.ts"
+import { checkpointOf, type CopyCheckpoint, isCopyInPlace, resumedCheckpoint } from "./copyCheckpoint.ts"
 import { freshToken, liveTargets, liveTemps, notOwned, parseTempName, tempName } from "./ownership.ts"
 
 /**
@@ -154,6 +154,11 @@ export interface FileJob {
   readonly sourceInfo: FileSystem.File.Info
   /** What the source path itself named at `make` (`lstat`): the file, or the symbolic link it was named through. */
   readonly sourceEntry: FileSystem.File.Info
+  /**
+   * Brought back after a restart with its copy already put in place onto the
+   * target (its commit had begun): nothing is left to commit.
+   */
+  readonly inPlace: boolean
   /** The temporary copy, once `run` created it. */
   rename: Rename | undefined
   tempFile: FileSystem.File | undefined
@@ -278,6 +283,13 @@ const targetUser = (target: string): TargetInUse | undefined => {
   return user === undefined ? undefined : new TargetInUse({ path: target, job: user })
 }
 
+/** Whether the target path names the complete copy `checkpoint` recorded (`isCopyInPlace`). */
+const copyInPlace = (files: Files, paths: Paths, checkpoint: CopyCheckpoint): Effect.Effect<boolean, FileIoError> =>
+  Effect.catch(
+    Effect.map(files.fs.stat(paths.target), (info) => isCopyInPlace(checkpoint, info)),
+    (error) => isNotFound(error) ? Effect.succeed(false) : io("inspect", paths.target, Effect.fail(error))
+  )
+
 /** What already stands at the target path must not be the source, must be a regular file, and may be replaced. */
 const checkExistingTarget = (
   files: Files,
@@ -337,8 +349,8 @@ export const setUp = (
   files: Files,
   params: FileJobParams,
   label: string,
-  /** A resumed backup's temporary copy: not stale, whoever's name it bears. */
-  keepTemp?: string | undefined
+  /** A resumed job's last checkpoint: its temporary copy is not stale, whoever's name it bears. */
+  resumed?: CopyCheckpoint | undefined
 ): Effect.Effect<FileJob, SourceNotFound | SourceNotAFile | SourceUnreadable | SourceReplaced | TargetDirectoryNotFound | TargetInUse | TargetExists | TargetNotAFile | SameFile | FileIoError | CommitJournalError> =>
   Effect.gen(function*() {
     const paths = resolvePaths(files, params)
@@ -360,9 +372,12 @@ export const setUp = (
       Effect.gen(function*() {
         const opened = yield* openSource(files, scope, source)
         yield* recoverJournalsWith(files, directory)
+        const keepTemp = resumed?.temp
         if (keepTemp !== undefined && isResumableTemp(files, paths, keepTemp)) liveTemps.add(keepTemp)
         yield* removeStaleTempsWith(files, directory, targetName)
-        yield* checkExistingTarget(files, paths, opened.info, params.overwrite)
+        // The target may be the resumed job's own copy, put in place by a commit the server did not live to record.
+        const inPlace = resumed !== undefined && (yield* copyInPlace(files, paths, resumed))
+        if (!inPlace) yield* checkExistingTarget(files, paths, opened.info, params.overwrite)
         const job: FileJob = {
           files,
           label,
@@ -375,6 +390,7 @@ export const setUp = (
           sourceFile: opened.file,
           sourceInfo: opened.info,
           sourceEntry: opened.entry,
+          inPlace,
           rename: undefined,
           tempFile: undefined,
           tempWriters: [],
@@ -868,6 +884,7 @@ export const syncRound = (
  */
 export const prepareCommit = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError | TargetExists | TargetNotAFile> =>
   Effect.gen(function*() {
+    if (job.inPlace) return
     const rename = job.rename
     if (rename === undefined || job.tempFile === undefined) {
       // A job brought back after a restart without its copy: there is nothing to commit.
@@ -902,7 +919,7 @@ export const startFileJob = (
 ) =>
   Effect.gen(function*() {
     const files = { fs: yield* FileSystem.FileSystem, path: yield* Path.Path }
-    const job = yield* setUp(files, params, handle.id ?? "<internal>", resumedCheckpoint(handle)?.temp)
+    const job = yield* setUp(files, params, handle.id ?? "<internal>", resumedCheckpoint(handle))
     const limiter = yield* RateLimit.make(handle)
     return { job, limiter, chunkSize: options?.chunkSize ?? defaultChunkSize }
   })

@@ -36,7 +36,13 @@ export const CopyCheckpoint = Schema.Struct({
    * PENDING commits it as it is, whatever its source has become since (a
    * mirror's source goes on changing after its completion).
    */
-  complete: Schema.optionalKey(Schema.Boolean)
+  complete: Schema.optionalKey(Schema.Boolean),
+  /**
+   * With `complete`: the copy's device and inode. A rename or a link keeps
+   * them, so a restart that finds the target to be this file knows the copy
+   * was put in place before the server stopped.
+   */
+  copy: Schema.optionalKey(Schema.Struct({ dev: Schema.Number, ino: Schema.Number }))
 })
 
 export type CopyCheckpoint = typeof CopyCheckpoint.Type
@@ -54,6 +60,23 @@ export const checkpointOf = (temp: string, offset: number, source: FileSystem.Fi
   offset,
   source: identityOf(source)
 })
+
+/** A file's device and inode, as a complete checkpoint records its copy's. */
+export const fileIdentityOf = (info: FileSystem.File.Info): { readonly dev: number; readonly ino: number } => {
+  const { dev, ino } = identityOf(info)
+  return { dev, ino }
+}
+
+/**
+ * Whether `target` is the very file a complete checkpoint's copy was: its
+ * commit had put it in place when the server stopped.
+ */
+export const isCopyInPlace = (checkpoint: CopyCheckpoint, target: FileSystem.File.Info): boolean => {
+  const copy = checkpoint.copy
+  if (checkpoint.complete !== true || copy === undefined || copy.ino < 0) return false
+  const now = fileIdentityOf(target)
+  return target.type === "File" && now.dev === copy.dev && now.ino === copy.ino
+}
 
 /** The checkpoint a resumed job was brought back with, if it is one of ours. */
 export const resumedCheckpoint = (handle: JobHandle): CopyCheckpoint | undefined => {

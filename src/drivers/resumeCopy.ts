@@ -12,6 +12,7 @@ import {
   checkpointOf,
   checkSameSource,
   defaultCheckpointInterval,
+  fileIdentityOf,
   resumedCheckpoint,
   type SameSource
 } from "./copyCheckpoint.ts"
@@ -49,8 +50,12 @@ export const completeCheckpoint = (
     if (!handle.keepsCheckpoints || temp === undefined || rename === undefined) return Effect.void
     return Effect.gen(function*() {
       yield* io("fsync", rename.temp, temp.sync)
-      const length = copied ?? sizeOf(yield* io("inspect", rename.temp, temp.stat))
-      yield* handle.checkpoint({ ...checkpointOf(rename.temp, length, job.sourceInfo), complete: true })
+      const info = yield* io("inspect", rename.temp, temp.stat)
+      yield* handle.checkpoint({
+        ...checkpointOf(rename.temp, copied ?? sizeOf(info), job.sourceInfo),
+        complete: true,
+        copy: fileIdentityOf(info)
+      })
     })
   })
 
@@ -64,7 +69,8 @@ export const completeCheckpoint = (
 export const reopenCompleteCopy = (job: FileJob, handle: JobHandle): Effect.Effect<void, FileIoError> =>
   Effect.suspend(() => {
     const checkpoint = resumedCheckpoint(handle)
-    if (checkpoint === undefined) return Effect.void
+    // Put in place before the server stopped: there is no copy left, and nothing to commit.
+    if (checkpoint === undefined || job.inPlace) return Effect.void
     const complete = checkpoint.complete ?? checkpoint.offset === sizeOf(job.sourceInfo)
     if (!complete) return Effect.void
     return Effect.asVoid(reopenTemp(job, checkpoint.temp, checkpoint.offset))

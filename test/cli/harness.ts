@@ -46,13 +46,16 @@ export const start = (
     readonly user?: { readonly uid: number; readonly gid: number }
     /** On a terminal of this width: a pseudo-terminal made by `script` (util-linux); see `hasScript`. */
     readonly terminal?: { readonly columns: number }
+    /** Another program to run with the same Node, e.g. a server fixture (default: the CLI). */
+    readonly program?: string
   } = {}
 ): Effect.Effect<Cli, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
+      const program = options.program ?? main
       const [command, argv] = options.terminal === undefined
-        ? [node, [main, ...args]]
-        : ["script", ["-qfec", `stty cols ${options.terminal.columns} rows 50; exec ${[node, main, ...args].map(quote).join(" ")}`, "/dev/null"]]
+        ? [node, [program, ...args]]
+        : ["script", ["-qfec", `stty cols ${options.terminal.columns} rows 50; exec ${[node, program, ...args].map(quote).join(" ")}`, "/dev/null"]]
       const child = spawn(command, argv, {
         cwd: options.cwd,
         stdio: [options.stdin ?? "ignore", "pipe", "pipe"],
