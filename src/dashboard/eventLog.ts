@@ -7,7 +7,8 @@
  * (`GET /api/server`) and reports "caught up" with the number of events it
  * received once it has seen that one. An `event: reset` (the server no
  * longer keeps the events after the cursor, or is another run of it)
- * replaces what the page knew. While the tab is hidden a lost connection is
+ * replaces what the page knew. A durable store's notices, which have no
+ * sequence number, are passed on as they come. While the tab is hidden a lost connection is
  * not retried: the page reconnects when it is shown again.
  */
 import { get, type JobEvent, type Reset, type ServerInfo } from "./api.ts"
@@ -27,6 +28,8 @@ export interface EventLogHandlers {
   readonly onEvent: (event: JobEvent) => void
   readonly onReset: (reset: Reset) => void
   readonly onState: (state: ConnectionState) => void
+  /** A store notice (`StoreUnwritable`, `StoreWritable`): outside the log, never replayed. */
+  readonly onStoreNotice: (event: string, data: string) => void
 }
 
 const firstRetryMillis = 250
@@ -120,6 +123,10 @@ export class EventLog {
         reset = true
         this.handlers.onReset(data)
         checkCaughtUp()
+        return
+      }
+      if (message.event === "StoreUnwritable" || message.event === "StoreWritable") {
+        this.handlers.onStoreNotice(message.event, message.data)
         return
       }
       if (message.id === undefined) return

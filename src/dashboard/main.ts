@@ -18,6 +18,7 @@ import { JobsTable } from "./jobsTable.ts"
 import type { Page } from "./page.ts"
 import { ProgressFeed } from "./progressFeed.ts"
 import { Store } from "./store.ts"
+import { StoreNoticeBanner } from "./storeNotice.ts"
 import { Transactions } from "./transactions.ts"
 
 /** "3 running · 1 paused · 2 ready": the statuses of the jobs not yet dismissed. */
@@ -74,6 +75,8 @@ const start = async (): Promise<void> => {
     header.append(h("p", { class: "read-only", id: "read-only" }, "Read-only: this server refuses every action"))
   }
   header.append(counts)
+  const storeNotice = new StoreNoticeBanner()
+  header.append(storeNotice.element)
   replaceChildren(
     app,
     h("div", { class: "main-column" }, jobs.element),
@@ -100,7 +103,8 @@ const start = async (): Promise<void> => {
   new EventLog({
     onEvent: (event) => store.apply(event),
     onReset: (reset) => store.load(reset),
-    onState: (state) => indicator.show(state)
+    onState: (state) => indicator.show(state),
+    onStoreNotice: (event, data) => storeNotice.apply(event, data)
   }, 0).start()
   new ProgressFeed((progress) => store.update(progress)).start()
   document.body.dataset.ready = "true"

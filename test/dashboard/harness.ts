@@ -19,7 +19,8 @@ import { fileURLToPath } from "node:url"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 import * as FileDrivers from "../../src/drivers/layer.ts"
 import * as Http from "../../src/Http.ts"
-import { Jobs, type JobsService, layer as jobsLayer, layerWith } from "../../src/Jobs.ts"
+import { Jobs, type JobsService, layer as jobsLayer, layerDurable, layerWith } from "../../src/Jobs.ts"
+import type { JobStore } from "../../src/JobStore.ts"
 import * as Testing from "../../src/testing.ts"
 
 export const chromiumPath = "/usr/bin/chromium"
@@ -159,6 +160,8 @@ export interface ServerOptions {
   /** The test driver instead of the file drivers. */
   readonly testDriver?: boolean
   readonly retainedEvents?: number
+  /** A durable engine on this store (recovered before the server starts), with the file drivers. */
+  readonly store?: Layer.Layer<JobStore>
 }
 
 /** A server of the API with its dashboard, over a fresh engine. */
@@ -167,13 +170,18 @@ export const startServer = async (options: ServerOptions = {}): Promise<TestServ
   const proxy = options.proxy === true ? new Proxy() : undefined
   const proxyPort = proxy === undefined ? undefined : await proxy.listen()
   const scope = Effect.runSync(Scope.make())
-  const engine = options.retainedEvents === undefined ? jobsLayer : layerWith({ retainedEvents: options.retainedEvents })
+  const engine = options.store !== undefined
+    ? layerDurable().pipe(Layer.provide(options.store), Layer.orDie)
+    : options.retainedEvents === undefined
+    ? jobsLayer
+    : layerWith({ retainedEvents: options.retainedEvents })
   const services: Layer.Layer<Jobs> = options.testDriver === true
     ? (options.retainedEvents === undefined ? Testing.layer : Testing.layerWith({ retainedEvents: options.retainedEvents }))
     // Small chunks: a small file at a low speed limit moves its progress bar, and its rate, smoothly.
     : FileDrivers.layerWith({ chunkSize: 16 * 1024 }).pipe(Layer.provideMerge(Layer.mergeAll(engine, NodeServices.layer)))
   const context = await Effect.runPromise(Layer.buildWithScope(services, scope))
   const run = <A, E>(effect: Effect.Effect<A, E, Jobs>) => Effect.runPromise(Effect.provideContext(effect, context))
+  if (options.store !== undefined) await run(Effect.flatMap(Effect.service(Jobs), (jobs) => jobs.recover))
   const server = await Effect.runPromise(
     Http.make({
       port: 0,
