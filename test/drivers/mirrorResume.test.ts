@@ -15,6 +15,7 @@ import * as FileDrivers from "../../src/drivers/layer.ts"
 import * as Jobs from "../../src/Jobs.ts"
 import * as JobStore from "../../src/JobStore.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
+import { storeWithCommit } from "../helpers/storeWithCommit.ts"
 import { bytes, KiB, MiB, tempDir, temps } from "./helpers.ts"
 
 const chunkSize = 256 * KiB
@@ -34,20 +35,7 @@ const isTemp = (path: string) => /\.effect-jobs-\d+-[0-9a-z]+\.tmp$/.test(path)
 
 /** A SQLite store whose commits are dropped once its process is dead (the lease is still released, as a dead pid's would be). */
 const storeOf = (filename: string, life: Life) =>
-  Layer.effect(
-    JobStore.JobStore,
-    Effect.gen(function*() {
-      const inner = yield* JobStore.JobStore
-      return JobStore.JobStore.of({
-        ...inner,
-        acquire: (owner, options) =>
-          Effect.map(inner.acquire(owner, options), (owned) => ({
-            ...owned,
-            commit: (batch) => (life.alive ? owned.commit(batch) : Effect.void)
-          }))
-      })
-    })
-  ).pipe(Layer.provide(JobStore.sqlite({ filename })))
+  storeWithCommit(JobStore.sqlite({ filename }), (batch, commit) => (life.alive ? commit(batch) : Effect.void))
 
 /** A handle on a temporary copy that counts the bytes written through it. */
 const counted = (file: FileSystem.File, written: Written): FileSystem.File => ({
