@@ -15,6 +15,7 @@ import * as FileDrivers from "../../src/drivers/layer.ts"
 import * as Jobs from "../../src/Jobs.ts"
 import * as JobStore from "../../src/JobStore.ts"
 import * as JobTxn from "../../src/JobTxn.ts"
+import { fileWithWrites } from "../helpers/fileWithWrites.ts"
 import { storeWithCommit } from "../helpers/storeWithCommit.ts"
 import { bytes, KiB, MiB, tempDir, temps } from "./helpers.ts"
 
@@ -38,31 +39,21 @@ const storeOf = (filename: string, life: Life) =>
   storeWithCommit(JobStore.sqlite({ filename }), (batch, commit) => (life.alive ? commit(batch) : Effect.void))
 
 /** A handle on a temporary copy that counts the bytes written through it. */
-const counted = (file: FileSystem.File, written: Written): FileSystem.File => ({
-  [FileSystem.FileTypeId]: FileSystem.FileTypeId,
-  get stat() {
-    return file.stat
-  },
-  get sync() {
-    return file.sync
-  },
-  seek: (offset, from) => file.seek(offset, from),
-  read: (buffer, options) => file.read(buffer, options),
-  readAlloc: (length, options) => file.readAlloc(length, options),
-  truncate: (length) => file.truncate(length),
-  write: (buffer) =>
-    Effect.tap(file.write(buffer), (n) =>
-      Effect.sync(() => {
-        written.bytes += n
-      })),
-  writeAll: (buffer) =>
-    Effect.andThen(
-      file.writeAll(buffer),
-      Effect.sync(() => {
-        written.bytes += buffer.length
-      })
-    )
-})
+const counted = (file: FileSystem.File, written: Written): FileSystem.File =>
+  fileWithWrites(file, {
+    write: (buffer, write) =>
+      Effect.tap(write(buffer), (n) =>
+        Effect.sync(() => {
+          written.bytes += n
+        })),
+    writeAll: (buffer, writeAll) =>
+      Effect.andThen(
+        writeAll(buffer),
+        Effect.sync(() => {
+          written.bytes += buffer.length
+        })
+      )
+  })
 
 /** Node's file system, every temporary copy's writes counted in `written`. */
 const countingFileSystem = (written: Written) =>
