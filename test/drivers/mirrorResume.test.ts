@@ -100,6 +100,25 @@ const runThenDie = <E>(db: string, dir: string, untilDeath: (jobs: Jobs.JobsServ
     return copy
   })
 
+/**
+ * A second engine on the store: the mirror `id` comes back READY, is completed,
+ * and succeeds. Returns what it wrote into temporary copies.
+ */
+const completeAfterRestart = (db: string, id: string) =>
+  Effect.gen(function*() {
+    const written: Written = { bytes: 0 }
+    const outcome = yield* Effect.scoped(Effect.gen(function*() {
+      const jobs = yield* Jobs.Jobs
+      const report = yield* jobs.recover
+      assert.deepStrictEqual(report.resumed, [{ id, status: "ready" }])
+      yield* jobs.awaitStatus(id, "ready")
+      yield* jobs.complete(id)
+      return yield* jobs.awaitOutcome(id)
+    })).pipe(Effect.provide(engineOn(db, { alive: true }, written)))
+    assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+    return written
+  })
+
 /** The checkpoint the SQLite store `db` holds for job `id`, read beside the engine that owns the store. */
 const storedCheckpoint = (db: string, id: string): Record<string, unknown> | undefined => {
   const database = new DatabaseSync(db, { readOnly: true })
@@ -145,16 +164,7 @@ describe("mirror after a restart", () => {
       const appended = Buffer.from("appended while the server was down")
       fs.appendFileSync(source, appended)
 
-      const written: Written = { bytes: 0 }
-      const outcome = yield* Effect.scoped(Effect.gen(function*() {
-        const jobs = yield* Jobs.Jobs
-        const report = yield* jobs.recover
-        assert.deepStrictEqual(report.resumed, [{ id: "m1", status: "ready" }])
-        yield* jobs.awaitStatus("m1", "ready")
-        yield* jobs.complete("m1")
-        return yield* jobs.awaitOutcome("m1")
-      })).pipe(Effect.provide(engineOn(db, { alive: true }, written)))
-      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      const written = yield* completeAfterRestart(db, "m1")
       assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       // It went on with the copy it had: the appended bytes, and the one chunk that differed, are all
       // it wrote (a copy made again would have been the whole source).
@@ -182,16 +192,7 @@ describe("mirror after a restart", () => {
       const copyInode = fs.statSync(copy).ino
       assert.strictEqual(fs.statSync(copy).size, shorter)
 
-      const written: Written = { bytes: 0 }
-      const outcome = yield* Effect.scoped(Effect.gen(function*() {
-        const jobs = yield* Jobs.Jobs
-        const report = yield* jobs.recover
-        assert.deepStrictEqual(report.resumed, [{ id: "m1", status: "ready" }])
-        yield* jobs.awaitStatus("m1", "ready")
-        yield* jobs.complete("m1")
-        return yield* jobs.awaitOutcome("m1")
-      })).pipe(Effect.provide(engineOn(db, { alive: true }, written)))
-      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      const written = yield* completeAfterRestart(db, "m1")
       assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       // The copy was in sync: nothing to write (a checkpoint past its end would have had it copied again).
       assert.strictEqual(written.bytes, 0)
