@@ -83,8 +83,10 @@ export const makeDriver = (
           // what such files hold (a few KiB) rather than for large files.
           const toEnd = size === 0
           const from = toEnd ? 0 : yield* resumeOffset(job, handle, source, "content")
-          if (from === 0) yield* createTemp(job, source)
-          else yield* handle.update(from)
+          if (from > 0) yield* handle.update(from)
+          else if (job.tempFile === undefined) yield* createTemp(job, source)
+          // A copy `make` reopened, of a source read to its end (no size to go on from): written again from the start.
+          else yield* io("truncate", job.rename!.temp, job.tempFile.truncate(0))
           const length = toEnd ? Math.min(chunkSize, minimumChunk) : Math.max(1, Math.min(chunkSize, size))
           const buffers = takeBuffers(job, length)
           const every = toEnd ? undefined : checkpointEvery(handle, options)

@@ -179,4 +179,41 @@ describe("backup after a restart", () => {
       assert.isTrue(fs.readFileSync(target).equals(fs.readFileSync(source)))
       assert.strictEqual(fs.statSync(target).ino, tempInode)
     }))
+  it.live("an empty source's backup, RUNNING with a complete copy when the server died: written again into that copy, no other left", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const source = join(dir, "src")
+      const target = join(dir, "dst")
+      fs.writeFileSync(source, new Uint8Array(0))
+      const temp = join(dir, `.dst.effect-jobs-${deadPid}-k2.tmp`)
+      fs.writeFileSync(temp, new Uint8Array(0))
+      const info = fs.statSync(source)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* JobStore.JobStore
+        const owned = yield* store.acquire(JobStore.processOwner(), { ttl: "1 millis" })
+        yield* owned.commit({
+          jobs: [{
+            id: "b1", type: "backup", params: { source, target }, txn: "job:b1", status: "running",
+            manualFinalize: false, manualDismiss: true, progress: { current: 0, total: 0 }, speed: 0,
+            userPaused: false, pauseHolds: [], createdAt: 1, startedAt: 2, updatedAt: 3
+          }],
+          txns: [{ id: "job:b1", explicit: false, phase: "running" }],
+          checkpoints: [{
+            job: "b1",
+            data: { temp, offset: 0, complete: true, source: { dev: info.dev, ino: info.ino, size: 0, mtime: info.mtime.getTime() } }
+          }]
+        })
+      })).pipe(Effect.provide(JobStore.sqlite({ filename: db })))
+      const tempInode = fs.statSync(temp).ino
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      assert.strictEqual(fs.statSync(target).size, 0)
+      assert.strictEqual(fs.statSync(target).ino, tempInode)
+      assert.deepStrictEqual(fs.readdirSync(dir).filter((name) => name.endsWith(".tmp")), [])
+    }))
 })
