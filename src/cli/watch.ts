@@ -12,7 +12,9 @@
  * lines: one per event as it arrives (`12:00:01 b0 running`), and, at most
  * once a second, one per job whose progress moved. It ends with exit code 0
  * when the server shuts down (event `SHUTDOWN`) or on Ctrl-C, and with 1 if
- * the connection ends otherwise.
+ * the connection ends otherwise. A server whose job store cannot be written
+ * says so (`STORE_UNWRITABLE`): a line, and on a terminal a warning under
+ * the title until the store can be written again.
  *
  * `--http URL` follows the server through its HTTP API instead (the event
  * stream, and `GET /api/jobs` for the progress): see `watchHttp.ts`.
@@ -118,6 +120,8 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed,
     let lastEvent = ""
     let drawn: Drawn | undefined = undefined
     let shutdown = false
+    /** While the server's store cannot be written: what it said (shown under the table's title). */
+    let storeProblem: string | undefined = undefined
 
     const rowFor = (id: string): Row => {
       let row = rows.get(id)
@@ -158,6 +162,12 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed,
         } else if (event.event === "SHUTDOWN") {
           shutdown = true
           line = `server shutting down (${String(data.reason)})`
+        } else if (event.event === "STORE_UNWRITABLE") {
+          storeProblem = `the job store cannot be written: ${String(data.error)}; new jobs are refused until it can`
+          line = storeProblem
+        } else if (event.event === "STORE_WRITABLE") {
+          storeProblem = undefined
+          line = `the job store can be written again (after ${formatSeconds(Number(data["unwritable-ms"]))})`
         } else {
           const id = String(data.device ?? data.id ?? "")
           if (typeof data.error === "string") {
@@ -221,7 +231,7 @@ export const watch = (options: WatchOptions): Effect.Effect<void, CommandFailed,
       const lines: Array<string> = []
       const count = `${rows.size} job${rows.size === 1 ? "" : "s"}`
       lines.push(`effect-jobs watch  ${where}  ${clock(now)}  ${count}  (Ctrl-C to quit)`)
-      lines.push("")
+      lines.push(storeProblem === undefined ? "" : `! ${storeProblem}`)
       lines.push(
         `${pad("ID", 12)}${pad("TYPE", 8)}${pad("STATUS", 11)}${pad("PROGRESS", 26)}${pad("DONE / TOTAL", 22)}${pad("SPEED", 12)}LIMIT`
       )
@@ -283,3 +293,5 @@ export const watchCommand = Command.make("watch", { ...clientFlags, http: watchH
     { command: "effect-jobs watch --http http://127.0.0.1:8080", description: "Through the HTTP API" }
   ])
 )
+
+const formatSeconds = (millis: number): string => `${(millis / 1000).toFixed(millis < 10_000 ? 1 : 0)} s`

@@ -13,6 +13,8 @@
 import { Deferred, Effect, Exit, type Scope } from "effect"
 import * as Sse from "effect/encoding/Sse"
 import * as Qmp from "../Qmp.ts"
+import { storeNoticeEvent } from "../qmp/events.ts"
+import type { StoreNotice } from "../StoreNotice.ts"
 
 /** What `watch` uses of a QMP client. */
 export interface WatchSource {
@@ -89,6 +91,9 @@ export const connectHttp = (
         options.onEvent(statusChange(id, String(data.status), Number(data.timestamp)))
       } else if (message.event === "shutdown") {
         options.onEvent({ event: "SHUTDOWN", data: { reason: "server stopping" }, timestamp: timestampOf(Date.now()) })
+      } else if (message.event === "StoreUnwritable" || message.event === "StoreWritable") {
+        const notice = storeNoticeEvent(data as unknown as StoreNotice)
+        options.onEvent({ ...notice, timestamp: timestampOf(Number(data.timestamp)) })
       } else if (message.event === "reset") {
         const now = Date.now()
         const jobs = data.jobs as ReadonlyArray<JobRow>

@@ -20,7 +20,7 @@ import * as http from "node:http"
 import * as os from "node:os"
 import { join } from "node:path"
 import { type WireClient, type WireMessage, wireClient } from "../qmp/harness.ts"
-import { bytes, crash, entries, fetchJson, run, serve, tempDir } from "./harness.ts"
+import { bytes, crash, entries, fetchJson, run, serve, start, tempDir } from "./harness.ts"
 
 /** One QMP command in an `effect-jobs qmp` process of its own; its reply, parsed. */
 const qmp = (socket: string, command: string, args?: object) =>
@@ -487,6 +487,12 @@ describe("effect-jobs serve with a store, killed and started again", () => {
         )
         const url = httpUrl(started.server.stdout())
         const client = yield* wireClient({ path: started.unix! })
+        // Watchers, over QMP and over HTTP: they say so too.
+        const watchers = [
+          yield* start(["watch", "--socket", started.unix!]),
+          yield* start(["watch", "--http", url])
+        ]
+        for (const watcher of watchers) yield* watcher.waitFor(/^watching /)
         yield* execute(client, "backup", { "job-id": "b1", source: "src", target: "dst", speed: 131_072 })
         yield* awaitStatus(client, "b1", "running")
 
@@ -533,6 +539,10 @@ describe("effect-jobs serve with a store, killed and started again", () => {
           Effect.flatMap(execute(client, "backup", { "job-id": "b4", source: "src", target: "dst4" }), (reply) =>
             "return" in reply ? Effect.void : Effect.fail(reply.error))
         ))
+        for (const watcher of watchers) {
+          yield* watcher.waitFor(/ the job store cannot be written: .*disk is full.*; new jobs are refused until it can$/)
+          yield* watcher.waitFor(/ the job store can be written again \(after \d+(\.\d)? s\)$/)
+        }
         const writable = client.messages[yield* client.awaitMessage((m) => m.event === "STORE_WRITABLE")]!
         assert.isAbove(Number(writable.data?.["unwritable-ms"]), 0)
         assert.strictEqual(client.messages.filter((m) => m.event === "STORE_UNWRITABLE").length, 1)
