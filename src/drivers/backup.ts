@@ -46,6 +46,7 @@ import {
   minimumChunk,
   narrowCopyToSource,
   release,
+  requireSource,
   sharedCallbacks,
   startFileJob,
   sizeOf,
@@ -76,6 +77,7 @@ export const makeDriver = (
 
         const run: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
           // The size of the file `make` opened: the copy is of that file, that long.
+          yield* requireSource(job)
           const source = yield* io("inspect", job.source, job.sourceFile.stat)
           const size = sizeOf(source)
           yield* handle.setRemaining(size)

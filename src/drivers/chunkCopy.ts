@@ -155,6 +155,12 @@ export interface FileJob {
   /** What the source path itself named at `make` (`lstat`): the file, or the symbolic link it was named through. */
   readonly sourceEntry: FileSystem.File.Info
   /**
+   * Brought back after a restart with a complete copy and no source (deleted
+   * while the server was down): `sourceFile` is that copy, or the target it
+   * was put in place onto, so the job can commit it; it can copy nothing.
+   */
+  readonly sourceGone: boolean
+  /**
    * Brought back after a restart with its copy already put in place onto the
    * target (its commit had begun): nothing is left to commit.
    */
@@ -283,6 +289,29 @@ const targetUser = (target: string): TargetInUse | undefined => {
   return user === undefined ? undefined : new TargetInUse({ path: target, job: user })
 }
 
+/**
+ * For a job brought back with a complete copy whose source is gone: the copy
+ * (its temporary file, or the target it was put in place onto) opened in the
+ * source's stead; `undefined` if neither is there.
+ */
+const openStandIn = (files: Files, scope: Scope.Scope, paths: Paths, resumed: CopyCheckpoint) =>
+  Effect.gen(function*() {
+    const candidates = isResumableTemp(files, paths, resumed.temp) ? [resumed.temp, paths.target] : [paths.target]
+    for (const path of candidates) {
+      const opened = yield* Effect.option(Scope.provide(scope)(files.fs.open(path, { flag: "r" })))
+      if (Option.isNone(opened)) continue
+      const info = yield* io("inspect", path, opened.value.stat)
+      if (info.type !== "File" || (path === paths.target && !isCopyInPlace(resumed, info))) continue
+      const entry = yield* io("inspect", path, files.fs.lstat(path))
+      return { file: opened.value, info, entry }
+    }
+    return undefined
+  })
+
+/** A job brought back without its source can commit its copy, not make one: `run` fails. */
+export const requireSource = (job: FileJob): Effect.Effect<void, SourceNotFound> =>
+  job.sourceGone ? Effect.fail(new SourceNotFound({ path: job.source })) : Effect.void
+
 /** Whether the target path names the complete copy `checkpoint` recorded (`isCopyInPlace`). */
 const copyInPlace = (files: Files, paths: Paths, checkpoint: CopyCheckpoint): Effect.Effect<boolean, FileIoError> =>
   Effect.catch(
@@ -356,7 +385,11 @@ export const setUp = (
     const paths = resolvePaths(files, params)
     const { source, target, directory, targetName } = paths
 
-    yield* statSource(files, source)
+    // A complete copy is committed without its source: one deleted while the server was down is no reason to fail.
+    const sourceGone = yield* statSource(files, source).pipe(
+      Effect.as(false),
+      Effect.catchTag("SourceNotFound", (notFound) => resumed?.complete === true ? Effect.succeed(true) : Effect.fail(notFound))
+    )
     yield* checkTargetDirectory(files, paths)
 
     const user = targetUser(target)
@@ -370,7 +403,9 @@ export const setUp = (
 
     return yield* Effect.onError(
       Effect.gen(function*() {
-        const opened = yield* openSource(files, scope, source)
+        const opened = sourceGone
+          ? (yield* openStandIn(files, scope, paths, resumed!)) ?? (yield* new SourceNotFound({ path: source }))
+          : yield* openSource(files, scope, source)
         yield* recoverJournalsWith(files, directory)
         const keepTemp = resumed?.temp
         if (keepTemp !== undefined && isResumableTemp(files, paths, keepTemp)) liveTemps.add(keepTemp)
@@ -390,6 +425,7 @@ export const setUp = (
           sourceFile: opened.file,
           sourceInfo: opened.info,
           sourceEntry: opened.entry,
+          sourceGone,
           inPlace,
           rename: undefined,
           tempFile: undefined,

@@ -56,6 +56,7 @@ import {
   pollIntervalOf,
   refuseUnreportedSize,
   release,
+  requireSource,
   sharedCallbacks,
   startFileJob,
   sizeOf,
@@ -91,6 +92,7 @@ export const makeDriver = (
         let completeRequested = false
 
         const mirror: Effect.Effect<void, FileJobError> = Effect.gen(function*() {
+          yield* requireSource(job)
           const source = yield* io("inspect", job.source, job.sourceFile.stat)
           const size = sizeOf(source)
           yield* handle.setRemaining(size)

@@ -31,7 +31,9 @@ const crashed = (
   tempHead: Uint8Array,
   type: "backup" | "mirror" = "backup",
   status: "running" | "ready" | "pending" = "running",
-  at = offset
+  at = offset,
+  /** The checkpoint says the copy is whole (as one taken when the copy finished does). */
+  complete = false
 ) =>
   Effect.gen(function*() {
     const source = join(dir, "src")
@@ -52,7 +54,12 @@ const crashed = (
         txns: [{ id: "job:b1", explicit: false, phase: status === "pending" ? "pending" : "running" }],
         checkpoints: [{
           job: "b1",
-          data: { temp, offset: at, source: { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime.getTime() } }
+          data: {
+            temp,
+            offset: at,
+            source: { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime.getTime() },
+            ...(complete ? { complete: true } : {})
+          }
         }]
       })
     }))
@@ -215,5 +222,44 @@ describe("backup after a restart", () => {
       assert.strictEqual(fs.statSync(target).size, 0)
       assert.strictEqual(fs.statSync(target).ino, tempInode)
       assert.deepStrictEqual(fs.readdirSync(dir).filter((name) => name.endsWith(".tmp")), [])
+    }))
+  it.live("a backup brought back PENDING whose source was deleted meanwhile still commits its complete copy", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes(), "backup", "pending", size, true).pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      fs.rmSync(source)
+      const tempInode = fs.statSync(temp).ino
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        const report = yield* jobs.recover
+        assert.deepStrictEqual(report.resumed, [{ id: "b1", status: "pending" }])
+        yield* jobs.finalize("b1")
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Succeeded", JSON.stringify(outcome))
+      assert.isTrue(fs.readFileSync(target).equals(sourceBytes()))
+      assert.strictEqual(fs.statSync(target).ino, tempInode)
+    }))
+
+  it.live("a backup brought back RUNNING whose source was deleted fails with SourceNotFound, its copy removed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const db = join(dir, "jobs.db")
+      const { source, target, temp } = yield* crashed(dir, sourceBytes(), "backup", "running", size, true).pipe(
+        Effect.provide(JobStore.sqlite({ filename: db }))
+      )
+      fs.rmSync(source)
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const jobs = yield* Jobs.Jobs
+        yield* jobs.recover
+        return yield* jobs.awaitOutcome("b1")
+      })).pipe(Effect.provide(engineOn(db)))
+      assert.strictEqual(outcome._tag, "Failed", JSON.stringify(outcome))
+      assert.include(outcome._tag === "Failed" ? outcome.error : "", source)
+      assert.isFalse(fs.existsSync(target))
+      assert.isFalse(fs.existsSync(temp))
     }))
 })
