@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import type { LeaseHolder, StoreLeaseLost } from "./errors.ts"
@@ -89,14 +89,21 @@ export const timing = (options: LeaseOptions | undefined): LeaseTiming => {
  * Renews the lease every `heartbeat` until interrupted (when the store's
  * scope closes). A failed renewal is logged and tried again at the next beat,
  * while the lease may still be saved; a lost lease is logged and ends it.
+ *
+ * The beats keep to the clock: a renewal that took long (a slow database)
+ * does not push the next one back, and one that is overdue goes at once
+ * (once, however many beats it missed).
  */
 export const heartbeats = <E extends { readonly message: string }>(
   renew: Effect.Effect<void, E | StoreLeaseLost>,
   every: LeaseTiming
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
+    let due = (yield* Clock.currentTimeMillis) + every.heartbeat
     while (true) {
-      yield* Effect.sleep(every.heartbeat)
+      const now = yield* Clock.currentTimeMillis
+      if (due > now) yield* Effect.sleep(Duration.millis(due - now))
+      due = Math.max(due, now) + every.heartbeat
       const lost = yield* renew.pipe(
         Effect.as(false),
         Effect.catch((error) =>
