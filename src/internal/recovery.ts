@@ -33,6 +33,7 @@
  */
 import { Effect, Exit, type Schema } from "effect"
 import type { JobStatus } from "../JobStatus.ts"
+import { traceCallback } from "../observability/tracing.ts"
 import type { Checkpoint, StoredJob, StoredTxn } from "../store/records.ts"
 import { finalizeJob } from "./conclude.ts"
 import type { Drivers } from "./create.ts"
@@ -169,7 +170,7 @@ const prepareRecommit = (
     for (const job of again) {
       const prepare = job.callbacks?.prepare
       if (job.error !== undefined || prepare === undefined) continue
-      const prepared = yield* Effect.exit(prepare)
+      const prepared = yield* Effect.exit(traceCallback(job, "prepare", prepare))
       if (Exit.isFailure(prepared)) job.recordError(recommitMessage(causeMessage(prepared.cause)))
     }
   })
