@@ -187,9 +187,9 @@ export interface JobsService {
   readonly recover: Effect.Effect<RecoveryReport>
   /**
    * With a durable store: its notices from now on (`StoreNotice.ts`) —
-   * `StoreUnwritable` when a write fails, once per outage, `StoreWritable`
-   * when one succeeds again. The stream ends when the engine closes; without
-   * a store it never emits.
+   * `StoreUnwritable` when a write fails, once per outage (or at once, if the
+   * stream starts during one), `StoreWritable` when one succeeds again. The
+   * stream ends when the engine closes; without a store it never emits.
    */
   readonly storeNotices: Stream.Stream<StoreNotice>
 }

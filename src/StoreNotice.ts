@@ -6,10 +6,11 @@
  *
  * Notices are not entries of the event log: a store that cannot be written
  * cannot keep them, and a number given to one could be given to another event
- * after a crash. So they go, as they happen, to whoever listens then: the
+ * after a crash. So they go, as they happen, to whoever listens then — and a
+ * listener that starts during an outage gets its `StoreUnwritable` first: the
  * QMP server's clients (`STORE_UNWRITABLE`, `STORE_WRITABLE`), the HTTP
- * event streams (`event: StoreUnwritable` with no `id`) and
- * `Jobs.storeNotices`. They are not ordered against the job events.
+ * event streams (`event: StoreUnwritable` with no `id`, each stream from its
+ * start) and `Jobs.storeNotices`. They are not ordered against the job events.
  *
  * @since 0.1.0
  */

@@ -6,7 +6,7 @@
  * new jobs refused while the store cannot be written.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Ref, Schema, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
@@ -194,6 +194,9 @@ describe("Jobs.layerDurable", () => {
         const second = { type: "test", id: "second" }
         while (Exit.isSuccess(yield* Effect.exit(jobs.validate(second)))) yield* Effect.yieldNow
         const refused = yield* Effect.flip(jobs.create(second))
+        // A listener that starts during the outage hears of it first.
+        const lateNotice = yield* Stream.runHead(jobs.storeNotices)
+        assert.strictEqual(Option.getOrUndefined(lateNotice)?._tag, "StoreUnwritable")
         assert.strictEqual(refused._tag, "StoreNotWritable")
         assert.include(refused.message, "no space left on device")
         // Replies do not wait for a store that cannot be written (the server goes on answering).

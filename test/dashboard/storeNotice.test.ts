@@ -1,7 +1,8 @@
 /**
  * The dashboard of a durable server whose store stops taking writes (a full
  * disk, as the store reports it): the page shows why, at once, from the
- * event stream's `StoreUnwritable`; once the store can be written again
+ * event stream's `StoreUnwritable` (a page opened during the outage too, from
+ * the start of its stream); once the store can be written again
  * (`StoreWritable`) the warning goes, and the job created meanwhile is listed.
  */
 import { Effect, Ref } from "effect"
@@ -41,10 +42,16 @@ describe("the dashboard of a durable server", () => {
     assert.include(warning, "no space left on device")
     // Its events wait for the store: the page has not heard of the job.
     assert.strictEqual(await page.locator('.viewport .row[data-id="b1"]').count(), 0)
+    // A page opened during the outage shows it too.
+    const late = await openPage(browser.context, server.url)
+    await late.waitForSelector("#store-notice:not([hidden])")
+    assert.include(await late.textContent("#store-notice"), "no space left on device")
 
     Effect.runSync(Ref.set(failing, false))
-    await page.waitForSelector("#store-notice", { state: "hidden" })
-    await page.waitForSelector('.viewport .row[data-id="b1"]')
-    assert.deepStrictEqual(problemsOf(page), [])
+    for (const shown of [page, late]) {
+      await shown.waitForSelector("#store-notice", { state: "hidden" })
+      await shown.waitForSelector('.viewport .row[data-id="b1"]')
+      assert.deepStrictEqual(problemsOf(shown), [])
+    }
   })
 })

@@ -45,7 +45,7 @@ describe("HTTP API on a durable store", () => {
         }
       }).pipe(Effect.provide(Layer.merge(engine, storeLayer)))
     }))
-  it.live("an event stream is told when the store cannot be written and when it can again, with no id to resume from", () =>
+  it.live("an event stream is told when the store cannot be written (at its start, during an outage) and when it can again, with no id", () =>
     Effect.gen(function*() {
       const failing = yield* Ref.make(false)
       const engine = JobDriver.layer(Testing.TestDriver).pipe(
@@ -67,12 +67,17 @@ describe("HTTP API on a durable store", () => {
         assert.include(eventOf(unwritable).data.error, "no space left on device")
         // Nothing of the job was sent while its events could not be stored.
         assert.deepStrictEqual(jobEvents(upToFailure), [])
+        // A stream opened during the outage is told of it first.
+        const late = yield* events(server)
+        const lateFirst = (yield* late.takeUntil((m) => m._tag === "Event")).at(-1)!
+        assert.strictEqual(eventOf(lateFirst).event, "StoreUnwritable")
         yield* Ref.set(failing, false)
         yield* jobs.awaitOutcome(job)
         const rest = yield* stream.takeUntil((m) => m._tag === "Event" && m.event === "StatusChange" && eventOf(m).data.status === "null")
         const writable = rest.find((m) => m._tag === "Event" && m.event === "StoreWritable")
         assert.isTrue(writable !== undefined && writable._tag === "Event" && writable.id === undefined)
         assert.isAtLeast(eventOf(writable!).data.unwritableMillis, 0)
+        yield* late.takeUntil((m) => m._tag === "Event" && m.event === "StoreWritable")
         // The job's events came once stored, numbered from 1 with no gap.
         assert.deepStrictEqual(jobEvents(rest).map((e) => e.id), jobEvents(rest).map((_, i) => i + 1))
       }).pipe(Effect.provide(engine))
