@@ -61,6 +61,7 @@ const suite = Effect.gen(function*() {
     fileBytes: quick ? 128 * 1024 * 1024 : 1024 * 1024 * 1024,
     chunkSizes: [256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024],
     rounds: quick ? 1 : 5,
+    checkpointPairs: quick ? 0 : 6,
     rateBytesPerSecond: 50 * 1024 * 1024,
     rateSeconds: quick ? 1 : 5
   })
