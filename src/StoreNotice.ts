@@ -8,7 +8,8 @@
  * cannot keep them, and a number given to one could be given to another event
  * after a crash. So they go, as they happen, to whoever listens then — and a
  * listener that starts during an outage gets its `StoreUnwritable` first: the
- * QMP server's clients (`STORE_UNWRITABLE`, `STORE_WRITABLE`), the HTTP
+ * QMP server's clients (`STORE_UNWRITABLE`, `STORE_WRITABLE`; one that
+ * negotiates during an outage gets it after its `qmp_capabilities`), the HTTP
  * event streams (`event: StoreUnwritable` with no `id`, each stream from its
  * start) and `Jobs.storeNotices`. They are not ordered against the job events.
  *

@@ -50,7 +50,7 @@ import { commandTable } from "./commands/index.ts"
 import { type Admitted, type Client, serveConnection } from "./connection.ts"
 import * as Deadlines from "./deadlines.ts"
 import { GenericError } from "./errors.ts"
-import { defaultBlockJobTypes, storeNoticeEvent, toQmpEvent } from "./events.ts"
+import { defaultBlockJobTypes, type QmpEvent, storeNoticeEvent, toQmpEvent } from "./events.ts"
 import { InputBudget, maxLineBytes } from "./framing.ts"
 import { JobInfoText } from "./jobInfoText.ts"
 import { type Arrival, type ListenAddress, type Listener, listenTcp, listenUnix, type QmpServerError, type TcpOptions } from "./transport.ts"
@@ -209,14 +209,19 @@ export const make = (
     )
 
     // A durable store's notices: after the job events handed out so far, to every negotiated client.
+    /** The notice of the store's outage under way, if any: a client that negotiates meanwhile gets it too. */
+    let outage: QmpEvent | undefined = undefined
     yield* Effect.forkScoped(
       Stream.runForEach(jobs.storeNotices, (notice) =>
         flushNow(() => {
           const qmp = storeNoticeEvent(notice)
+          outage = notice._tag === "StoreUnwritable" ? qmp : undefined
           broadcast(eventLine(qmp.event, qmp.data, now()))
         })),
       { startImmediately: true }
     )
+    const stateOnNegotiation = (): string | undefined =>
+      outage === undefined ? undefined : eventLine(outage.event, outage.data, now())
 
     // ---- commands: counted, so that shutting down can wait for those running; none is taken once it began
     let admitting = true
@@ -345,6 +350,7 @@ export const make = (
       version,
       jobInfoText: new JobInfoText(),
       flushEvents,
+      stateOnNegotiation,
       runCommand,
       endJobs: endJobsFromCommand,
       shutdown,

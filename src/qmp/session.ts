@@ -45,6 +45,11 @@ export interface SessionOptions {
    * runs `andThen` in the same synchronous step (no event slips in between).
    */
   readonly flushEvents: (andThen?: () => void) => Effect.Effect<void>
+  /**
+   * An event line a client gets right after its negotiation's reply: the state
+   * it would otherwise have missed (a durable store's outage under way).
+   */
+  readonly stateOnNegotiation: () => string | undefined
   /** Runs a command unless the server is shutting down (then `undefined`: the command is not taken). */
   readonly runCommand: <A, E>(command: Effect.Effect<A, E>) => Effect.Effect<Exit.Exit<A, E> | undefined>
   /** Sends `SHUTDOWN` and ends every job, waiting until they are gone (`quit`, before its reply). */
@@ -80,6 +85,8 @@ const spanOf = (command: Command) => {
 
 export const makeSession = (options: SessionOptions): Session => {
   let negotiated = false
+  /** Negotiated by the command running now: its reply is followed by `stateOnNegotiation`. */
+  let justNegotiated = false
   let shutdownAfterReply: ShutdownReason | undefined
   const names = Array.from(options.commands.keys())
 
@@ -95,6 +102,7 @@ export const makeSession = (options: SessionOptions): Session => {
     // Events published before this moment are handed out first: the client gets only those after it.
     negotiate: options.flushEvents(() => {
       negotiated = true
+      justNegotiated = true
       options.onNegotiated()
     }),
     requestShutdown: (reason) =>
@@ -142,7 +150,10 @@ export const makeSession = (options: SessionOptions): Session => {
             const reason = shutdownAfterReply
             shutdownAfterReply = undefined
             if (Exit.isSuccess(exit)) {
+              const state = justNegotiated ? options.stateOnNegotiation() : undefined
+              justNegotiated = false
               const replied = reply(returnLine(exit.value, id))
+              if (state !== undefined) return Effect.andThen(replied, Effect.sync(() => options.send(state)))
               return reason === undefined ? replied : Effect.andThen(replied, options.shutdown(reason))
             }
             const failure = Cause.findErrorOption(exit.cause)

@@ -507,6 +507,10 @@ describe("effect-jobs serve with a store, killed and started again", () => {
         // Clients are told too, with the store's reason.
         const unwritable = client.messages[yield* client.awaitMessage((m) => m.event === "STORE_UNWRITABLE")]!
         assert.match(String(unwritable.data?.error), /disk is full/)
+        // A client that connects during the outage hears of it right after its negotiation.
+        const late = yield* wireClient({ path: started.unix! })
+        const lateNotice = late.messages[yield* late.awaitMessage((m) => m.event !== undefined)]!
+        assert.strictEqual(lateNotice.event, "STORE_UNWRITABLE")
 
         // The running backup goes on copying.
         const progress = (yield* fetchJson(`${url}/api/jobs/b1`)).json.currentProgress as number
