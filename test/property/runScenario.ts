@@ -339,6 +339,12 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
     const startUnsure = new Set<number>()
     /** Jobs a trap acted on since the last step ended (`all` after a trap's `JobTxn.cancel`). */
     let sprung: Set<number> | "all" = new Set()
+    /**
+     * For each job parked by its user: its cancel calls when it was first seen
+     * parked. A cancel that reached it in an earlier step (its transaction
+     * aborting, one member at a time) may take it out of the park in a later one.
+     */
+    const cancelsWhenParked = new Map<number, number>()
     const checkStillParked = (
       s: Step,
       at: string,
@@ -350,10 +356,16 @@ const run = (scenario: Scenario, logs: Array<LogEntry>, strict: boolean) =>
       const cancelsAfter = cancelCalls()
       runs.forEach((jr, index) => {
         const was = parked[index]
-        if (was === undefined || jr.job === undefined || jr.job.status === was || jr.job.cancelRequested) return
+        if (was === undefined) {
+          cancelsWhenParked.delete(index)
+          return
+        }
+        if (!cancelsWhenParked.has(index)) cancelsWhenParked.set(index, cancelsBefore.get(jr.id) ?? 0)
+        if (jr.job === undefined || jr.job.status === was || jr.job.cancelRequested) return
         if (trapped === "all" || trapped.has(index)) return
-        // A cancel reached it (its transaction aborting), and a failing callback ended it failed, not cancelled.
-        if ((cancelsAfter.get(jr.id) ?? 0) > (cancelsBefore.get(jr.id) ?? 0)) return
+        // A cancel reached it while parked (its transaction aborting), and a failing callback ended it failed,
+        // not cancelled: in this step, or in an earlier one whose consequences are still being carried out.
+        if ((cancelsAfter.get(jr.id) ?? 0) > cancelsWhenParked.get(index)!) return
         // `JobTxn.cancel` cancels every member (a failing `userResume` may end one failed, not cancelled).
         const targeted = s._tag === "TxnCancel" || (s._tag === "Interrupt" && s.call.verb === "txnCancel") ||
           ((s._tag === "Verb" || s._tag === "Interrupt") && s.target._tag === "Job" &&
