@@ -142,14 +142,18 @@ const awaitStoredCheckpoint = (db: string, id: string, check: (data: Record<stri
     { schedule: Schedule.spaced("20 millis"), times: 250 }
   )
 
+/** A temp dir with its store `db`, a source of `size` bytes (made from `seed`) and the target's path. */
+const mirrorFiles = (seed: number) =>
+  Effect.map(tempDir, (dir) => {
+    const source = join(dir, "src")
+    fs.writeFileSync(source, bytes(size, seed))
+    return { dir, db: join(dir, "jobs.db"), source, target: join(dir, "dst") }
+  })
+
 describe("mirror after a restart", () => {
   it.live("READY when its process died: READY again without copying again, and completes in sync with its changed source", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const db = join(dir, "jobs.db")
-      const source = join(dir, "src")
-      const target = join(dir, "dst")
-      fs.writeFileSync(source, bytes(size, 3))
+      const { db, dir, source, target } = yield* mirrorFiles(3)
       const copy = yield* runThenDie(db, dir, (jobs) =>
         Effect.gen(function*() {
           yield* jobs.run({ type: "mirror", id: "m1", params: { source, target }, manualDismiss: true })
@@ -175,11 +179,7 @@ describe("mirror after a restart", () => {
 
   it.live("READY, its source cut short: the round that brings the copy back in sync records it, and a restart goes on with that copy", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const db = join(dir, "jobs.db")
-      const source = join(dir, "src")
-      const target = join(dir, "dst")
-      fs.writeFileSync(source, bytes(size, 6))
+      const { db, dir, source, target } = yield* mirrorFiles(6)
       const shorter = MiB + 5
       const copy = yield* runThenDie(db, dir, (jobs) =>
         Effect.gen(function*() {
@@ -201,11 +201,7 @@ describe("mirror after a restart", () => {
 
   it.live("completed in a transaction with manual finalize, PENDING when its process died: PENDING again, and finalize puts its copy in place", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const db = join(dir, "jobs.db")
-      const source = join(dir, "src")
-      const target = join(dir, "dst")
-      fs.writeFileSync(source, bytes(size, 4))
+      const { db, dir, source, target } = yield* mirrorFiles(4)
       const copy = yield* runThenDie(db, dir, (jobs) =>
         Effect.gen(function*() {
           const txn = yield* JobTxn.make

@@ -142,6 +142,15 @@ const outgoing = <R extends Rpc.Any>(rpc: R, options: {
 const greeting = (requestId: Snowflake.Snowflake, key: string, address = greeter("e1")) =>
   outgoing(Greet, { requestId, address, payload: new GreetPayload({ id: key, name: address.entityId }) })
 
+/** The message storage, an id generator, and a "Greet" request (key "g1") saved in it. */
+const savedGreeting = Effect.gen(function*() {
+  const storage = yield* MessageStorage.MessageStorage
+  const ids = yield* Snowflake.makeGenerator
+  const request = greeting(ids.nextUnsafe(), "g1")
+  yield* storage.saveRequest(request)
+  return { storage, ids, request, requestId: request.envelope.requestId }
+})
+
 /** A reply as a runner's entity sends it. */
 const withContext = <R extends Rpc.Any>(rpc: R, reply: Reply.Reply<R>) =>
   new Reply.ReplyWithContext<R>({ reply, rpc, context: Context.empty() as Context.Context<Rpc.Services<R>> })
@@ -367,11 +376,7 @@ describe("effect's SqlMessageStorage on NodeSqliteClient", () => {
 
   it.live("a saved reply is the one read back, and its request is then processed", () =>
     withClusterStorage(Effect.gen(function*() {
-      const storage = yield* MessageStorage.MessageStorage
-      const ids = yield* Snowflake.makeGenerator
-      const request = greeting(ids.nextUnsafe(), "g1")
-      const requestId = request.envelope.requestId
-      yield* storage.saveRequest(request)
+      const { ids, request, requestId, storage } = yield* savedGreeting
       assert.deepStrictEqual(yield* storage.repliesFor([request]), [])
       const replyId = ids.nextUnsafe()
       yield* storage.saveReply(greeted(requestId, replyId, "Hello, e1"))
@@ -407,11 +412,7 @@ describe("effect's SqlMessageStorage on NodeSqliteClient", () => {
 
   it.live("clearing a request's reply hands the request out again; a stale clear leaves it", () =>
     withClusterStorage(Effect.gen(function*() {
-      const storage = yield* MessageStorage.MessageStorage
-      const ids = yield* Snowflake.makeGenerator
-      const request = greeting(ids.nextUnsafe(), "g1")
-      const requestId = request.envelope.requestId
-      yield* storage.saveRequest(request)
+      const { ids, request, requestId, storage } = yield* savedGreeting
       const replyId = ids.nextUnsafe()
       yield* storage.saveReply(greeted(requestId, replyId, "Hello, e1"))
       // Guarded by a reply that is not the latest one, the clear does nothing.
@@ -428,11 +429,7 @@ describe("effect's SqlMessageStorage on NodeSqliteClient", () => {
 
   it.live("a reply saved in a transaction that fails is not kept", () =>
     withClusterStorage(Effect.gen(function*() {
-      const storage = yield* MessageStorage.MessageStorage
-      const ids = yield* Snowflake.makeGenerator
-      const request = greeting(ids.nextUnsafe(), "g1")
-      const requestId = request.envelope.requestId
-      yield* storage.saveRequest(request)
+      const { ids, request, requestId, storage } = yield* savedGreeting
       const failed = yield* Effect.exit(storage.withTransaction(
         Effect.andThen(storage.saveReply(greeted(requestId, ids.nextUnsafe(), "lost")), Effect.fail("refused" as const))
       ))
