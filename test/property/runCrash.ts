@@ -123,6 +123,19 @@ const engineOn = (store: JobStore.JobStoreService) =>
 
 const jobId = (index: number) => `j${index}`
 
+/** Each verb a crash scenario uses, as a call on the engine: one line per verb. */
+const crashVerb: Record<CrashVerb, (jobs: Jobs.JobsService, id: string) => Effect.Effect<unknown, unknown>> = {
+  start: (jobs, id) => jobs.start(id),
+  pause: (jobs, id) => jobs.pause(id),
+  resume: (jobs, id) => jobs.resume(id),
+  softCancel: (jobs, id) => jobs.cancel(id, { force: false }),
+  forceCancel: (jobs, id) => jobs.cancel(id, { force: true }),
+  complete: (jobs, id) => jobs.complete(id),
+  finalize: (jobs, id) => jobs.finalize(id),
+  dismiss: (jobs, id) => jobs.dismiss(id),
+  enter: (jobs, id) => jobs.enter(id)
+}
+
 export const runCrash = (scenario: CrashScenario): Effect.Effect<CrashRun> =>
   Effect.suspend(() => {
     const logs: Array<string> = []
@@ -208,29 +221,6 @@ const run = (scenario: CrashScenario, logs: ReadonlyArray<string>) =>
       /** Jobs whose `create` returned before the cut and no `durable` has covered yet. */
       let notYetDurable: Array<string> = []
 
-      const verb = (name: CrashVerb, id: string): Effect.Effect<void, unknown> => {
-        switch (name) {
-          case "start":
-            return jobs.start(id)
-          case "pause":
-            return jobs.pause(id)
-          case "resume":
-            return jobs.resume(id)
-          case "softCancel":
-            return jobs.cancel(id, { force: false })
-          case "forceCancel":
-            return jobs.cancel(id, { force: true })
-          case "complete":
-            return jobs.complete(id)
-          case "finalize":
-            return jobs.finalize(id)
-          case "dismiss":
-            return jobs.dismiss(id)
-          case "enter":
-            return jobs.enter(id)
-        }
-      }
-
       const step = (s: CrashStep, at: string): Effect.Effect<void, Stuck> =>
         Effect.gen(function*() {
           switch (s._tag) {
@@ -261,7 +251,7 @@ const run = (scenario: CrashScenario, logs: ReadonlyArray<string>) =>
             case "Verb": {
               if (created.length === 0) return
               const id = created[s.job % created.length]!.id
-              yield* call(`${at} ${s.verb} ${id}`, verb(s.verb, id))
+              yield* call(`${at} ${s.verb} ${id}`, crashVerb[s.verb](jobs, id))
               return
             }
             case "Adjust": {
